@@ -1,0 +1,59 @@
+/*
+ * threads.h — the few synchronisation primitives the core needs: a mutex and
+ * atomics. pthreads where the host has threads; no-ops on single-threaded
+ * WebAssembly builds (WASI preview1, Emscripten without -pthread), where no
+ * second thread can exist to race with.
+ */
+#ifndef CAIRN_THREADS_H
+#define CAIRN_THREADS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#if (defined(__wasi__) || defined(__EMSCRIPTEN__)) && !defined(_REENTRANT)
+#define CAIRN_SINGLE_THREADED 1
+#endif
+
+#ifdef CAIRN_SINGLE_THREADED
+typedef struct {
+  int unused;
+} cairn_mutex;
+#define CAIRN_MUTEX_INIT {0}
+static inline int cairn_mutex_init(cairn_mutex *m) {
+  (void)m;
+  return 0;
+}
+static inline void cairn_mutex_destroy(cairn_mutex *m) { (void)m; }
+static inline void cairn_mutex_lock(cairn_mutex *m) { (void)m; }
+static inline void cairn_mutex_unlock(cairn_mutex *m) { (void)m; }
+typedef int cairn_thread_id;
+static inline cairn_thread_id cairn_thread_self(void) { return 1; }
+static inline int cairn_thread_equal(cairn_thread_id a, cairn_thread_id b) {
+  return a == b;
+}
+#else
+#include <pthread.h>
+typedef struct {
+  pthread_mutex_t m;
+} cairn_mutex;
+#define CAIRN_MUTEX_INIT {PTHREAD_MUTEX_INITIALIZER}
+static inline int cairn_mutex_init(cairn_mutex *m) {
+  return pthread_mutex_init(&m->m, 0);
+}
+static inline void cairn_mutex_destroy(cairn_mutex *m) {
+  pthread_mutex_destroy(&m->m);
+}
+static inline void cairn_mutex_lock(cairn_mutex *m) {
+  pthread_mutex_lock(&m->m);
+}
+static inline void cairn_mutex_unlock(cairn_mutex *m) {
+  pthread_mutex_unlock(&m->m);
+}
+typedef pthread_t cairn_thread_id;
+static inline cairn_thread_id cairn_thread_self(void) { return pthread_self(); }
+static inline int cairn_thread_equal(cairn_thread_id a, cairn_thread_id b) {
+  return pthread_equal(a, b);
+}
+#endif
+
+#endif /* CAIRN_THREADS_H */

@@ -1,0 +1,243 @@
+/*
+ * cairn.h — the public C API of cairn, a portable crash-safe storage engine.
+ *
+ * One header, everything a user needs. The engine is a copy-on-write B+tree
+ * in one file: any number of concurrent read snapshots, one writer at a time,
+ * named column families, cursors, and a durability mode per database that a
+ * commit may override.
+ *
+ * Conventions kept by every function here:
+ *   - Every function that can fail returns an int status: CAIRN_OK (0) or a
+ *     negative CAIRN_E* code. cairn_strerror() names the code; cairn_errmsg()
+ *     gives the detailed message of the last failure on the calling thread
+ *     (for example which page failed its checksum).
+ *   - Misuse (a NULL handle, writing in a read transaction, an oversize key,
+ *     a finished transaction) is reported as an error, never an abort.
+ *   - A failed write or sync leaves the file at its last good commit.
+ *
+ * Threads: a cairn_db may be shared by all threads. A transaction and its
+ * cursors belong to the thread that uses them (one thread at a time). Read
+ * transactions never block and are never blocked by the writer. Beginning a
+ * write transaction waits while another thread holds one.
+ *
+ * Lifetime of returned data: slices returned by cairn_get and cursors point
+ * into the database (zero-copy where the host maps the file). In a read
+ * transaction they stay valid until the transaction ends. In a write
+ * transaction they stay valid until the next modification in it (put, del,
+ * cf create/drop) or its end, as in LMDB.
+ */
+#ifndef CAIRN_H
+#define CAIRN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CAIRN_VERSION_MAJOR 0
+#define CAIRN_VERSION_MINOR 1
+#define CAIRN_VERSION_PATCH 0
+#define CAIRN_VERSION_STRING "0.1.0"
+
+/* ---- status codes ------------------------------------------------------ */
+
+#define CAIRN_OK 0
+#define CAIRN_NOTFOUND (-1)  /* key, column family or file does not exist */
+#define CAIRN_EXISTS (-2)    /* put-if-absent or create of something present */
+#define CAIRN_BUSY (-3)      /* file locked by another process or handle */
+#define CAIRN_CORRUPT (-4)   /* a page or meta page failed validation */
+#define CAIRN_IO (-5)        /* the platform reported an I/O error */
+#define CAIRN_NOSPC (-6)     /* no space left on the device */
+#define CAIRN_NOMEM (-7)     /* out of memory */
+#define CAIRN_INVALID (-8)   /* bad argument or misuse of the API */
+#define CAIRN_READONLY (-9)  /* write attempted in a read-only txn or db */
+#define CAIRN_TOOBIG (-10)   /* key or value over the size limit */
+#define CAIRN_BADTXN (-11)   /* txn failed earlier or is finished: abort it */
+#define CAIRN_NOTADB (-12)   /* the file is not a cairn database */
+#define CAIRN_VERSION (-13)  /* file format version not supported */
+#define CAIRN_INUSE (-14)    /* resource in use (e.g. cf with open cursors) */
+#define CAIRN_NOTSUPP (-15)  /* operation not supported by this platform */
+
+/* Static name of a status code ("CAIRN_CORRUPT: database page is corrupt"). */
+const char *cairn_strerror(int rc);
+/* Detailed message of the last error on the calling thread ("" if none). */
+const char *cairn_errmsg(void);
+
+/* ---- limits ------------------------------------------------------------ */
+
+#define CAIRN_MAX_KEY_SIZE 1024u                 /* bytes; keys may be empty */
+#define CAIRN_MAX_VALUE_SIZE (1024u * 1024u * 1024u) /* 1 GiB */
+#define CAIRN_MAX_CF_NAME 255u
+#define CAIRN_MIN_PAGE_SIZE 4096u
+#define CAIRN_MAX_PAGE_SIZE 65536u
+
+/* ---- types ------------------------------------------------------------- */
+
+typedef struct cairn_db cairn_db;
+typedef struct cairn_txn cairn_txn;
+typedef struct cairn_cursor cairn_cursor;
+
+/* A column family handle. Valid for the life of the cairn_db in every
+ * transaction; CAIRN_DEFAULT_CF always exists. */
+typedef uint32_t cairn_cf;
+#define CAIRN_DEFAULT_CF 0u
+
+/* A borrowed byte range. */
+typedef struct cairn_slice {
+  const void *data;
+  size_t size;
+} cairn_slice;
+
+/* Durability of a commit. */
+typedef enum cairn_durability {
+  CAIRN_DURABILITY_DEFAULT = 0, /* the database's option (commit only) */
+  CAIRN_DURABILITY_SYNC = 1,    /* durable when commit returns */
+  CAIRN_DURABILITY_LAZY = 2     /* durable at the next sync; integrity always */
+} cairn_durability;
+
+/* cairn_options.flags */
+#define CAIRN_OPEN_CREATE 0x1u   /* create the file if it does not exist */
+#define CAIRN_OPEN_RDONLY 0x2u   /* read-only: shared lock, no writes */
+#define CAIRN_OPEN_NOMMAP 0x4u   /* use the page cache even if the host maps */
+
+typedef struct cairn_options {
+  uint32_t flags;            /* CAIRN_OPEN_*; default CAIRN_OPEN_CREATE */
+  uint32_t page_size;        /* new files only: power of two 4096..65536 */
+  cairn_durability durability; /* default CAIRN_DURABILITY_SYNC */
+  const char *platform;      /* NULL = the host's default ("unix", "wasi") */
+  size_t cache_pages;        /* page cache bound in cached mode; 0 = 4096 */
+  uint32_t lazy_sync_commits; /* lazy mode: sync after this many commits */
+  uint32_t lazy_sync_ms;     /* lazy mode: sync when this much time passed */
+} cairn_options;
+
+/* Fill *opts with the defaults. */
+void cairn_options_init(cairn_options *opts);
+
+/* ---- database ---------------------------------------------------------- */
+
+/* Open (and with CAIRN_OPEN_CREATE, atomically create) the database at path.
+ * opts may be NULL for the defaults. On failure *out is NULL. A second open
+ * for writing of the same file (by any process or handle) is CAIRN_BUSY. */
+int cairn_open(const char *path, const cairn_options *opts, cairn_db **out);
+
+/* Close the database: syncs lazy commits, frees everything. Transactions
+ * still open are aborted. NULL is accepted. Returns the sync status. */
+int cairn_close(cairn_db *db);
+
+/* Make every commit so far durable (lazy mode); a no-op when nothing is
+ * pending. */
+int cairn_sync(cairn_db *db);
+
+/* ---- transactions ------------------------------------------------------ */
+
+#define CAIRN_TXN_RDONLY 0x1u
+
+/* Begin a read snapshot (CAIRN_TXN_RDONLY) or the write transaction. */
+int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out);
+/* Commit with the database's durability; frees txn in every case. */
+int cairn_commit(cairn_txn *txn);
+/* Commit with an explicit durability; frees txn in every case. */
+int cairn_commit_ex(cairn_txn *txn, cairn_durability durability);
+/* Discard the transaction's changes and free it. NULL is accepted. */
+void cairn_abort(cairn_txn *txn);
+/* The id of the snapshot (read) or of the commit being built (write). */
+uint64_t cairn_txn_id(const cairn_txn *txn);
+
+/* ---- column families --------------------------------------------------- */
+
+#define CAIRN_CF_CREATE 0x1u
+
+/* Open the column family called name (1..255 bytes, not "default" unless
+ * opening the default one). With CAIRN_CF_CREATE in a write transaction it is
+ * created if missing; the creation commits or aborts with the transaction. */
+int cairn_cf_open(cairn_txn *txn, const char *name, unsigned flags,
+                  cairn_cf *out);
+/* Drop a column family and all its keys (write transaction; not the default
+ * one; CAIRN_INUSE while a cursor of this transaction is open on it). */
+int cairn_cf_drop(cairn_txn *txn, cairn_cf cf);
+/* Call fn once per column family name in order; a non-zero return stops the
+ * walk and is returned. */
+int cairn_cf_list(cairn_txn *txn,
+                  int (*fn)(void *ctx, const char *name, cairn_cf cf),
+                  void *ctx);
+
+/* ---- data -------------------------------------------------------------- */
+
+#define CAIRN_PUT_NOOVERWRITE 0x1u /* CAIRN_EXISTS if the key is present */
+
+int cairn_get(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice *val);
+int cairn_put(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice val,
+              unsigned flags);
+/* CAIRN_NOTFOUND if the key was absent. */
+int cairn_del(cairn_txn *txn, cairn_cf cf, cairn_slice key);
+
+/* ---- cursors ----------------------------------------------------------- */
+
+/* A cursor walks one column family of one transaction. Each move returns
+ * CAIRN_NOTFOUND at the end of the range and leaves the cursor unpositioned.
+ * A cursor in a write transaction stays correct while the transaction
+ * modifies the tree: the next move continues from the key it was on. */
+int cairn_cursor_open(cairn_txn *txn, cairn_cf cf, cairn_cursor **out);
+/* Restrict the cursor to [from, to); a NULL data pointer (size 0 slice with
+ * data NULL) means unbounded on that side. Resets its position. */
+int cairn_cursor_bounds(cairn_cursor *c, cairn_slice from, cairn_slice to);
+/* Restrict the cursor to keys starting with prefix. Resets its position. */
+int cairn_cursor_prefix(cairn_cursor *c, cairn_slice prefix);
+int cairn_cursor_first(cairn_cursor *c);
+int cairn_cursor_last(cairn_cursor *c);
+/* Position at the first key >= key (within the bounds). */
+int cairn_cursor_seek(cairn_cursor *c, cairn_slice key);
+/* Position at the last key <= key (within the bounds). */
+int cairn_cursor_seek_le(cairn_cursor *c, cairn_slice key);
+int cairn_cursor_next(cairn_cursor *c);
+int cairn_cursor_prev(cairn_cursor *c);
+/* The key and value at the cursor; either pointer may be NULL. */
+int cairn_cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val);
+void cairn_cursor_close(cairn_cursor *c);
+
+/* ---- statistics -------------------------------------------------------- */
+
+typedef struct cairn_cf_stat {
+  uint64_t entries;
+  uint32_t depth;          /* 0 for an empty tree */
+  uint64_t branch_pages;
+  uint64_t leaf_pages;
+  uint64_t overflow_pages;
+} cairn_cf_stat;
+
+typedef struct cairn_db_stat {
+  uint32_t page_size;
+  uint64_t file_size;       /* bytes */
+  uint64_t page_count;      /* pages the file holds (high-water mark) */
+  uint64_t pages_in_use;    /* reachable from the current commit */
+  uint64_t pages_free;      /* reusable now or once snapshots end */
+  uint64_t last_txn_id;     /* newest commit */
+  uint64_t durable_txn_id;  /* newest commit known durable */
+  uint64_t snapshots;       /* live read transactions */
+  uint64_t oldest_snapshot_id; /* 0 when there are none */
+  uint64_t pages_pinned;    /* freed pages kept alive by the oldest snapshot */
+  uint32_t column_families;
+  int mapped;               /* 1 if reads come from a memory map */
+  const char *platform;
+} cairn_db_stat;
+
+/* Statistics of one column family as seen by txn. */
+int cairn_cf_stat_get(cairn_txn *txn, cairn_cf cf, cairn_cf_stat *out);
+/* Statistics of the whole database (pages_in_use walks every tree). */
+int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out);
+
+/* ---- integrity ---------------------------------------------------------- */
+
+/* Walk every page of the newest commit: page checksums, key order within and
+ * across pages, branch separators, and page accounting (each page reachable
+ * from exactly one place or free, none lost). report (may be NULL) is called
+ * once per problem found. CAIRN_OK if clean, CAIRN_CORRUPT otherwise. */
+int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
+                void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAIRN_H */
