@@ -33,7 +33,8 @@ const char *cairn_strerror(int rc) {
   case CAIRN_NOSPC: return "CAIRN_NOSPC: no space left on device";
   case CAIRN_NOMEM: return "CAIRN_NOMEM: out of memory";
   case CAIRN_INVALID: return "CAIRN_INVALID: invalid argument or misuse";
-  case CAIRN_READONLY: return "CAIRN_READONLY: write in a read-only transaction or database";
+  case CAIRN_READONLY:
+    return "CAIRN_READONLY: write in a read-only transaction or database";
   case CAIRN_TOOBIG: return "CAIRN_TOOBIG: key or value too large";
   case CAIRN_BADTXN: return "CAIRN_BADTXN: transaction has failed or ended";
   case CAIRN_NOTADB: return "CAIRN_NOTADB: not a cairn database";

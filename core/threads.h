@@ -18,7 +18,8 @@
 typedef struct {
   int unused;
 } cairn_mutex;
-#define CAIRN_MUTEX_INIT {0}
+#define CAIRN_MUTEX_INIT                                                       \
+  { 0 }
 static inline int cairn_mutex_init(cairn_mutex *m) {
   (void)m;
   return 0;
@@ -36,7 +37,8 @@ static inline int cairn_thread_equal(cairn_thread_id a, cairn_thread_id b) {
 typedef struct {
   pthread_mutex_t m;
 } cairn_mutex;
-#define CAIRN_MUTEX_INIT {PTHREAD_MUTEX_INITIALIZER}
+#define CAIRN_MUTEX_INIT                                                       \
+  { PTHREAD_MUTEX_INITIALIZER }
 static inline int cairn_mutex_init(cairn_mutex *m) {
   return pthread_mutex_init(&m->m, 0);
 }

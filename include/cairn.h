@@ -44,21 +44,21 @@ extern "C" {
 /* ---- status codes ------------------------------------------------------ */
 
 #define CAIRN_OK 0
-#define CAIRN_NOTFOUND (-1)  /* key, column family or file does not exist */
-#define CAIRN_EXISTS (-2)    /* put-if-absent or create of something present */
-#define CAIRN_BUSY (-3)      /* file locked by another process or handle */
-#define CAIRN_CORRUPT (-4)   /* a page or meta page failed validation */
-#define CAIRN_IO (-5)        /* the platform reported an I/O error */
-#define CAIRN_NOSPC (-6)     /* no space left on the device */
-#define CAIRN_NOMEM (-7)     /* out of memory */
-#define CAIRN_INVALID (-8)   /* bad argument or misuse of the API */
-#define CAIRN_READONLY (-9)  /* write attempted in a read-only txn or db */
-#define CAIRN_TOOBIG (-10)   /* key or value over the size limit */
-#define CAIRN_BADTXN (-11)   /* txn failed earlier or is finished: abort it */
-#define CAIRN_NOTADB (-12)   /* the file is not a cairn database */
-#define CAIRN_VERSION (-13)  /* file format version not supported */
-#define CAIRN_INUSE (-14)    /* resource in use (e.g. cf with open cursors) */
-#define CAIRN_NOTSUPP (-15)  /* operation not supported by this platform */
+#define CAIRN_NOTFOUND (-1) /* key, column family or file does not exist */
+#define CAIRN_EXISTS (-2)   /* put-if-absent or create of something present */
+#define CAIRN_BUSY (-3)     /* file locked by another process or handle */
+#define CAIRN_CORRUPT (-4)  /* a page or meta page failed validation */
+#define CAIRN_IO (-5)       /* the platform reported an I/O error */
+#define CAIRN_NOSPC (-6)    /* no space left on the device */
+#define CAIRN_NOMEM (-7)    /* out of memory */
+#define CAIRN_INVALID (-8)  /* bad argument or misuse of the API */
+#define CAIRN_READONLY (-9) /* write attempted in a read-only txn or db */
+#define CAIRN_TOOBIG (-10)  /* key or value over the size limit */
+#define CAIRN_BADTXN (-11)  /* txn failed earlier or is finished: abort it */
+#define CAIRN_NOTADB (-12)  /* the file is not a cairn database */
+#define CAIRN_VERSION (-13) /* file format version not supported */
+#define CAIRN_INUSE (-14)   /* resource in use (e.g. cf with open cursors) */
+#define CAIRN_NOTSUPP (-15) /* operation not supported by this platform */
 
 /* Static name of a status code ("CAIRN_CORRUPT: database page is corrupt"). */
 const char *cairn_strerror(int rc);
@@ -67,7 +67,7 @@ const char *cairn_errmsg(void);
 
 /* ---- limits ------------------------------------------------------------ */
 
-#define CAIRN_MAX_KEY_SIZE 1024u                 /* bytes; keys may be empty */
+#define CAIRN_MAX_KEY_SIZE 1024u /* bytes; keys may be empty */
 #define CAIRN_MAX_VALUE_SIZE (1024u * 1024u * 1024u) /* 1 GiB */
 #define CAIRN_MAX_CF_NAME 255u
 #define CAIRN_MIN_PAGE_SIZE 4096u
@@ -98,18 +98,18 @@ typedef enum cairn_durability {
 } cairn_durability;
 
 /* cairn_options.flags */
-#define CAIRN_OPEN_CREATE 0x1u   /* create the file if it does not exist */
-#define CAIRN_OPEN_RDONLY 0x2u   /* read-only: shared lock, no writes */
-#define CAIRN_OPEN_NOMMAP 0x4u   /* use the page cache even if the host maps */
+#define CAIRN_OPEN_CREATE 0x1u /* create the file if it does not exist */
+#define CAIRN_OPEN_RDONLY 0x2u /* read-only: shared lock, no writes */
+#define CAIRN_OPEN_NOMMAP 0x4u /* use the page cache even if the host maps */
 
 typedef struct cairn_options {
-  uint32_t flags;            /* CAIRN_OPEN_*; default CAIRN_OPEN_CREATE */
-  uint32_t page_size;        /* new files only: power of two 4096..65536 */
+  uint32_t flags;              /* CAIRN_OPEN_*; default CAIRN_OPEN_CREATE */
+  uint32_t page_size;          /* new files only: power of two 4096..65536 */
   cairn_durability durability; /* default CAIRN_DURABILITY_SYNC */
-  const char *platform;      /* NULL = the host's default ("unix", "wasi") */
-  size_t cache_pages;        /* page cache bound in cached mode; 0 = 4096 */
-  uint32_t lazy_sync_commits; /* lazy mode: sync after this many commits */
-  uint32_t lazy_sync_ms;     /* lazy mode: sync when this much time passed */
+  const char *platform;        /* NULL = the host's default ("unix", "wasi") */
+  size_t cache_pages;          /* page cache bound in cached mode; 0 = 4096 */
+  uint32_t lazy_sync_commits;  /* lazy mode: sync after this many commits */
+  uint32_t lazy_sync_ms;       /* lazy mode: sync when this much time passed */
 } cairn_options;
 
 /* Fill *opts with the defaults. */
@@ -201,7 +201,7 @@ void cairn_cursor_close(cairn_cursor *c);
 
 typedef struct cairn_cf_stat {
   uint64_t entries;
-  uint32_t depth;          /* 0 for an empty tree */
+  uint32_t depth; /* 0 for an empty tree */
   uint64_t branch_pages;
   uint64_t leaf_pages;
   uint64_t overflow_pages;
@@ -209,17 +209,17 @@ typedef struct cairn_cf_stat {
 
 typedef struct cairn_db_stat {
   uint32_t page_size;
-  uint64_t file_size;       /* bytes */
-  uint64_t page_count;      /* pages the file holds (high-water mark) */
-  uint64_t pages_in_use;    /* reachable from the current commit */
-  uint64_t pages_free;      /* reusable now or once snapshots end */
-  uint64_t last_txn_id;     /* newest commit */
-  uint64_t durable_txn_id;  /* newest commit known durable */
-  uint64_t snapshots;       /* live read transactions */
+  uint64_t file_size;          /* bytes */
+  uint64_t page_count;         /* pages the file holds (high-water mark) */
+  uint64_t pages_in_use;       /* reachable from the current commit */
+  uint64_t pages_free;         /* reusable now or once snapshots end */
+  uint64_t last_txn_id;        /* newest commit */
+  uint64_t durable_txn_id;     /* newest commit known durable */
+  uint64_t snapshots;          /* live read transactions */
   uint64_t oldest_snapshot_id; /* 0 when there are none */
-  uint64_t pages_pinned;    /* freed pages kept alive by the oldest snapshot */
+  uint64_t pages_pinned; /* freed pages kept alive by the oldest snapshot */
   uint32_t column_families;
-  int mapped;               /* 1 if reads come from a memory map */
+  int mapped; /* 1 if reads come from a memory map */
   const char *platform;
 } cairn_db_stat;
 
