@@ -16,6 +16,7 @@
 #ifndef CAIRN_FAULT_PLATFORM_H
 #define CAIRN_FAULT_PLATFORM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Register the "fault" platform with cairn (idempotent). */
