@@ -39,8 +39,9 @@ typedef struct cairn_file cairn_file;
 /* flags of cairn_platform.open */
 #define CAIRN_PF_RDONLY 0x1u /* open for reading only */
 #define CAIRN_PF_CREATE 0x2u /* create if missing */
-#define CAIRN_PF_EXCL 0x4u   /* with CREATE: fail with CAIRN_EXISTS if present \
-                              */
+#define CAIRN_PF_EXCL                                                          \
+  0x4u /* with CREATE: fail with CAIRN_EXISTS if present                       \
+        */
 
 /* modes of cairn_file_methods.lock */
 #define CAIRN_LOCK_NONE 0      /* release */

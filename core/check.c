@@ -1,0 +1,253 @@
+/*
+ * check.c — the integrity walk behind cairn_check().
+ *
+ * Walks every tree of the newest commit (the catalog and each column family)
+ * and the freelist chain, and proves: every page passes its checksum and
+ * structure checks; keys are strictly increasing inside each page and lie
+ * within the range their parent's separators give; all leaves sit at the
+ * recorded depth; entry counts match the catalog; and every page below the
+ * high-water mark is reachable from exactly one place or is free — none
+ * lost, none twice. It reports every problem it finds, not just the first.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+#define MAX_REPORTS 1000
+
+typedef struct checker {
+  cairn_txn *txn;
+  uint8_t *owner; /* per page: 0 unseen, else what claimed it */
+  uint64_t npages;
+  uint64_t problems;
+  void (*report)(void *, const char *);
+  void *ctx;
+  char first[256];
+} checker;
+
+enum { OWN_META = 1, OWN_TREE, OWN_OVERFLOW, OWN_FREELIST, OWN_FREE };
+static const char *own_name[] = {"",         "meta",          "tree",
+                                 "overflow", "freelist page", "free"};
+
+static void problem(checker *ck, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (!ck->problems)
+    memcpy(ck->first, msg, sizeof msg);
+  ck->problems++;
+  if (ck->report && ck->problems <= MAX_REPORTS)
+    ck->report(ck->ctx, msg);
+  else if (ck->report && ck->problems == MAX_REPORTS + 1)
+    ck->report(ck->ctx, "(further problems not listed)");
+}
+
+static void claim(checker *ck, uint64_t pg, uint64_t n, int what) {
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t p = pg + i;
+    if (p >= ck->npages) {
+      problem(ck, "page %llu: beyond the last page (%llu)",
+              (unsigned long long)p, (unsigned long long)ck->npages);
+      return;
+    }
+    if (ck->owner[p])
+      problem(ck, "page %llu: used twice (as %s and as %s)",
+              (unsigned long long)p, own_name[ck->owner[p]], own_name[what]);
+    else
+      ck->owner[p] = (uint8_t)what;
+  }
+}
+
+static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+  size_t n = al < bl ? al : bl;
+  int c = n ? memcmp(a, b, n) : 0;
+  return c ? c : (al < bl ? -1 : al > bl);
+}
+
+/* Walk the subtree at pg; keys must lie in [lo, hi) (NULL = unbounded). */
+static uint64_t walk(checker *ck, const char *tree, uint64_t pg, uint32_t level,
+                     uint32_t depth, const uint8_t *lo, size_t lol,
+                     const uint8_t *hi, size_t hil) {
+  cairn_txn *txn = ck->txn;
+  if (pg < 2 || pg >= ck->npages) {
+    problem(ck, "%s: child page %llu out of range", tree,
+            (unsigned long long)pg);
+    return 0;
+  }
+  if (ck->owner[pg]) {
+    problem(ck, "page %llu: used twice (as %s and as tree of %s)",
+            (unsigned long long)pg, own_name[ck->owner[pg]], tree);
+    return 0; /* do not walk a subtree twice (or loop) */
+  }
+  ck->owner[pg] = OWN_TREE;
+  const uint8_t *p;
+  int leaf = level + 1 == depth;
+  int rc = txn_page(txn, pg, TYPE_BIT(PAGE_LEAF) | TYPE_BIT(PAGE_BRANCH), &p);
+  if (rc) {
+    problem(ck, "%s: %s", tree, cairn_errmsg());
+    return 0;
+  }
+  if ((pg_type(p) == PAGE_LEAF) != leaf) {
+    problem(ck, "page %llu: %s at level %u of a tree of depth %u (%s)",
+            (unsigned long long)pg, leaf ? "branch" : "leaf", level, depth,
+            tree);
+    return 0;
+  }
+  uint32_t n = pg_count(p);
+  if (n == 0)
+    problem(ck, "page %llu: empty %s page (%s)", (unsigned long long)pg,
+            leaf ? "leaf" : "branch", tree);
+  uint64_t entries = 0;
+  const uint8_t *prev = NULL;
+  size_t prevl = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *e = leaf ? leaf_entry(p, i) : branch_entry(p, i);
+    const uint8_t *k = leaf ? leaf_key(e) : branch_key(e);
+    size_t kl = leaf ? leaf_klen(e) : branch_klen(e);
+    int has_key = leaf || i > 0;
+    if (has_key) {
+      if (prev && kcmp(prev, prevl, k, kl) >= 0)
+        problem(ck, "page %llu: key %u out of order (%s)",
+                (unsigned long long)pg, i, tree);
+      if (lo && kcmp(k, kl, lo, lol) < 0)
+        problem(ck, "page %llu: key %u below its parent's separator (%s)",
+                (unsigned long long)pg, i, tree);
+      if (hi && kcmp(k, kl, hi, hil) >= 0)
+        problem(ck, "page %llu: key %u not below the next separator (%s)",
+                (unsigned long long)pg, i, tree);
+      prev = k;
+      prevl = kl;
+    }
+    if (leaf) {
+      entries++;
+      if (leaf_flags(e) & LEAF_OVERFLOW) {
+        const uint8_t *v;
+        uint64_t np = overflow_pages(leaf_vlen(e), txn->snap.page_size);
+        if (txn_overflow(txn, leaf_ovpg(e), leaf_vlen(e), &v))
+          problem(ck, "%s: %s", tree, cairn_errmsg());
+        claim(ck, leaf_ovpg(e), np, OWN_OVERFLOW);
+      }
+    } else {
+      const uint8_t *clo = i ? k : lo;
+      size_t clol = i ? kl : lol;
+      const uint8_t *chi = hi;
+      size_t chil = hil;
+      if (i + 1 < n) {
+        const uint8_t *ne = branch_entry(p, i + 1);
+        chi = branch_key(ne);
+        chil = branch_klen(ne);
+      }
+      entries += walk(ck, tree, branch_child(e), level + 1, depth, clo, clol,
+                      chi, chil);
+    }
+  }
+  return entries;
+}
+
+static void check_tree(checker *ck, const char *name, const cf_state *s) {
+  if (!s->root)
+    return;
+  if (s->depth == 0 || s->depth > MAX_DEPTH) {
+    problem(ck, "%s: depth %u", name, s->depth);
+    return;
+  }
+  uint64_t n = walk(ck, name, s->root, 0, s->depth, NULL, 0, NULL, 0);
+  if (n != s->entries)
+    problem(ck, "%s: %llu entries found, %llu recorded", name,
+            (unsigned long long)n, (unsigned long long)s->entries);
+}
+
+static void check_freelist(checker *ck) {
+  cairn_txn *txn = ck->txn;
+  uint64_t count = 0, hops = 0;
+  for (uint64_t pg = txn->snap.freelist_head; pg;) {
+    const uint8_t *p;
+    if (++hops > ck->npages) {
+      problem(ck, "freelist chain loops");
+      return;
+    }
+    if (pg >= ck->npages || ck->owner[pg]) {
+      problem(ck, "freelist chain page %llu out of range or used twice",
+              (unsigned long long)pg);
+      return;
+    }
+    if (txn_page(txn, pg, TYPE_BIT(PAGE_FREELIST), &p)) {
+      problem(ck, "freelist: %s", cairn_errmsg());
+      return;
+    }
+    claim(ck, pg, 1, OWN_FREELIST);
+    for (uint32_t i = 0; i < pg_count(p); i++) {
+      uint64_t id = ld64(p + FREELIST_HDR + 8 * i);
+      if (id < 2 || id >= ck->npages)
+        problem(ck, "freelist page %llu names page %llu, out of range",
+                (unsigned long long)pg, (unsigned long long)id);
+      else
+        claim(ck, id, 1, OWN_FREE);
+      count++;
+    }
+    pg = ld64(p + PAGE_HDR);
+  }
+  if (count != txn->snap.freelist_count)
+    problem(ck, "freelist holds %llu pages, meta records %llu",
+            (unsigned long long)count,
+            (unsigned long long)txn->snap.freelist_count);
+}
+
+static int check_cf(void *ctx, const char *name, cairn_cf cf) {
+  checker *ck = ctx;
+  int rc;
+  cf_state *s = txn_cf(ck->txn, cf, &rc);
+  if (!s)
+    problem(ck, "column family '%s': %s", name, cairn_errmsg());
+  else
+    check_tree(ck, name, s);
+  return 0;
+}
+
+int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
+                void *ctx) {
+  if (!db)
+    return cairn__seterr(CAIRN_INVALID, "cairn_check: db is NULL");
+  checker ck;
+  memset(&ck, 0, sizeof ck);
+  ck.report = report;
+  ck.ctx = ctx;
+  int rc = cairn_begin(db, CAIRN_TXN_RDONLY, &ck.txn);
+  if (rc)
+    return rc;
+  ck.npages = ck.txn->snap.page_count;
+  ck.owner = calloc(ck.npages ? ck.npages : 1, 1);
+  if (!ck.owner) {
+    cairn_abort(ck.txn);
+    return cairn__seterr(CAIRN_NOMEM, "out of memory checking %llu pages",
+                         (unsigned long long)ck.npages);
+  }
+  ck.owner[0] = ck.owner[1] = OWN_META;
+  check_tree(&ck, "catalog", &ck.txn->catalog);
+  rc = cairn_cf_list(ck.txn, check_cf, &ck);
+  if (rc)
+    problem(&ck, "catalog: %s", cairn_errmsg());
+  check_freelist(&ck);
+  uint64_t lost = 0, first_lost = 0;
+  for (uint64_t p = 2; p < ck.npages; p++)
+    if (!ck.owner[p] && !lost++)
+      first_lost = p;
+  if (lost)
+    problem(&ck,
+            "%llu page(s) lost: neither reachable nor free (first: "
+            "page %llu)",
+            (unsigned long long)lost, (unsigned long long)first_lost);
+  free(ck.owner);
+  cairn_abort(ck.txn);
+  if (ck.problems)
+    return cairn__seterr(CAIRN_CORRUPT, "%llu problem(s); first: %s",
+                         (unsigned long long)ck.problems, ck.first);
+  cairn__clearerr();
+  return CAIRN_OK;
+}

@@ -1,0 +1,240 @@
+/*
+ * db.c — opening, creating, syncing and closing a database.
+ *
+ * Creation is atomic: the first two meta pages are written to a temporary
+ * file, synced, and renamed into place without replacing anything, then the
+ * directory entry is synced. A crash leaves either no database or a whole
+ * one — never a half-made file at the path. The lock (exclusive for
+ * writers, shared for read-only opens) is taken before anything is read, so
+ * two writers can never interleave commits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "error.h"
+
+void cairn_options_init(cairn_options *o) {
+  if (!o)
+    return;
+  memset(o, 0, sizeof *o);
+  o->flags = CAIRN_OPEN_CREATE;
+  o->page_size = 4096;
+  o->durability = CAIRN_DURABILITY_SYNC;
+  o->cache_pages = 4096;
+  o->lazy_sync_commits = 1000;
+  o->lazy_sync_ms = 1000;
+}
+
+uint64_t db_now_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
+  static _Atomic unsigned counter;
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 48);
+  uint8_t *buf = calloc(2, psize);
+  if (!tmp || !buf) {
+    free(tmp);
+    free(buf);
+    return cairn__seterr(CAIRN_NOMEM, "out of memory creating %s", path);
+  }
+  snprintf(tmp, plen + 48, "%s.cairn-new-%llx-%u", path,
+           (unsigned long long)db_now_ms(), (unsigned)++counter);
+  meta m;
+  memset(&m, 0, sizeof m);
+  m.page_size = psize;
+  m.page_count = 2;
+  m.next_cf_id = 1;
+  m.txnid = 1;
+  meta_encode(&m, buf, 0);
+  m.txnid = 0;
+  meta_encode(&m, buf + psize, 1);
+  cairn_file *f = NULL;
+  int rc = plat->open(plat, tmp, CAIRN_PF_CREATE | CAIRN_PF_EXCL, &f);
+  if (!rc)
+    rc = f->methods->write(f, buf, 2 * (size_t)psize, 0);
+  if (!rc)
+    rc = f->methods->sync(f);
+  if (f)
+    f->methods->close(f);
+  if (!rc) {
+    rc = plat->rename_noreplace(plat, tmp, path);
+    if (rc == CAIRN_EXISTS) /* someone else created it first: use theirs */
+      rc = CAIRN_OK;
+    else if (!rc)
+      rc = plat->sync_dir(plat, path);
+  }
+  if (f) /* after a rename the temporary name is already gone */
+    plat->remove(plat, tmp);
+  free(tmp);
+  free(buf);
+  return rc;
+}
+
+static int valid_page_size(uint32_t ps) {
+  return ps >= CAIRN_MIN_PAGE_SIZE && ps <= CAIRN_MAX_PAGE_SIZE &&
+         (ps & (ps - 1)) == 0;
+}
+
+int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
+  if (!out)
+    return cairn__seterr(CAIRN_INVALID, "cairn_open: out is NULL");
+  *out = NULL;
+  if (!path || !*path)
+    return cairn__seterr(CAIRN_INVALID, "cairn_open: empty path");
+  cairn_options o;
+  if (opts)
+    o = *opts;
+  else
+    cairn_options_init(&o);
+  if (o.page_size == 0)
+    o.page_size = 4096;
+  if (!valid_page_size(o.page_size))
+    return cairn__seterr(CAIRN_INVALID,
+                         "page size %u: must be a power of two from %u to %u",
+                         o.page_size, CAIRN_MIN_PAGE_SIZE, CAIRN_MAX_PAGE_SIZE);
+  if (o.flags & ~(CAIRN_OPEN_CREATE | CAIRN_OPEN_RDONLY | CAIRN_OPEN_NOMMAP))
+    return cairn__seterr(CAIRN_INVALID, "cairn_open: unknown flags 0x%x",
+                         o.flags);
+  if (o.durability == CAIRN_DURABILITY_DEFAULT)
+    o.durability = CAIRN_DURABILITY_SYNC;
+  if (o.durability != CAIRN_DURABILITY_SYNC &&
+      o.durability != CAIRN_DURABILITY_LAZY)
+    return cairn__seterr(CAIRN_INVALID, "cairn_open: bad durability %d",
+                         (int)o.durability);
+  if (o.cache_pages == 0)
+    o.cache_pages = 4096;
+  if (o.cache_pages < 16)
+    o.cache_pages = 16;
+  cairn_platform *plat = cairn_platform_find(o.platform);
+  if (!plat)
+    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
+                         o.platform ? o.platform : "(default)");
+  int rdonly = (o.flags & CAIRN_OPEN_RDONLY) != 0;
+  unsigned pflags = rdonly ? CAIRN_PF_RDONLY : 0;
+  cairn_file *f = NULL;
+  int rc = plat->open(plat, path, pflags, &f);
+  if (rc == CAIRN_NOTFOUND && (o.flags & CAIRN_OPEN_CREATE) && !rdonly) {
+    rc = create_file(plat, path, o.page_size);
+    if (!rc)
+      rc = plat->open(plat, path, pflags, &f);
+  }
+  if (rc) {
+    if (rc == CAIRN_NOTFOUND)
+      cairn__seterr(rc, "%s: no such database (open without create)", path);
+    return rc;
+  }
+  rc = f->methods->lock(f, rdonly ? CAIRN_LOCK_SHARED : CAIRN_LOCK_EXCLUSIVE);
+  uint64_t size = 0;
+  if (!rc)
+    rc = f->methods->size(f, &size);
+  if (!rc && size == 0)
+    rc = cairn__seterr(CAIRN_NOTADB, "%s: empty file, not a database", path);
+  meta m;
+  int slot = 0;
+  uint32_t psize = 0;
+  if (!rc)
+    rc = meta_read(f, size, &m, &slot, &psize);
+  cairn_db *db = NULL;
+  if (!rc) {
+    db = calloc(1, sizeof *db);
+    if (db)
+      db->path = malloc(strlen(path) + 1);
+    if (!db || !db->path)
+      rc = cairn__seterr(CAIRN_NOMEM, "out of memory opening %s", path);
+  }
+  if (rc) {
+    if (db)
+      free(db->path);
+    free(db);
+    f->methods->close(f);
+    return rc;
+  }
+  strcpy(db->path, path);
+  db->opts = o;
+  db->opts.platform = plat->name;
+  db->rdonly = rdonly;
+  db->cur = m;
+  db->durable_txnid = m.txnid;
+  db->durable_slot = slot;
+  db->last_sync_ms = db_now_ms();
+  cairn_mutex_init(&db->write_mu);
+  cairn_mutex_init(&db->meta_mu);
+  rc = pager_open(&db->pg, plat, f, psize, !(o.flags & CAIRN_OPEN_NOMMAP),
+                  o.cache_pages, size);
+  if (!rc)
+    rc = pager_ensure_map(&db->pg, m.page_count * psize);
+  if (!rc && !rdonly) {
+    /* The writer needs the free set; readers never do. */
+    cairn_txn tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.db = db;
+    tmp.rdonly = 1;
+    tmp.snap = m;
+    tmp.map = db->pg.map;
+    rc = freelist_load(&tmp, &db->fl);
+    pager_release(&db->pg, &tmp);
+    pgmap_free(&tmp.pins);
+  }
+  if (rc) {
+    db->rdonly = 1; /* nothing to sync */
+    cairn_close(db);
+    return rc;
+  }
+  *out = db;
+  cairn__clearerr();
+  return CAIRN_OK;
+}
+
+int cairn_sync(cairn_db *db) {
+  if (!db)
+    return cairn__seterr(CAIRN_INVALID, "cairn_sync: db is NULL");
+  if (db->rdonly)
+    return CAIRN_OK;
+  cairn_mutex_lock(&db->meta_mu);
+  int mine =
+      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  cairn_mutex_unlock(&db->meta_mu);
+  if (mine)
+    return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
+                                     "transaction before cairn_sync");
+  cairn_mutex_lock(&db->write_mu);
+  int rc = db_sync_locked(db);
+  cairn_mutex_unlock(&db->write_mu);
+  if (!rc)
+    cairn__clearerr();
+  return rc;
+}
+
+int cairn_close(cairn_db *db) {
+  if (!db)
+    return CAIRN_OK;
+  while (db->live)
+    cairn_abort(db->live);
+  int rc = CAIRN_OK;
+  if (!db->rdonly && !db->poisoned) {
+    cairn_mutex_lock(&db->write_mu);
+    rc = db_sync_locked(db);
+    cairn_mutex_unlock(&db->write_mu);
+  }
+  cairn_file *f = db->pg.file;
+  if (f)
+    pager_close(&db->pg);
+  if (f)
+    f->methods->close(f);
+  freelist_free(&db->fl);
+  free(db->snaps);
+  free(db->names);
+  free(db->path);
+  cairn_mutex_destroy(&db->write_mu);
+  cairn_mutex_destroy(&db->meta_mu);
+  free(db);
+  return rc;
+}

@@ -1,0 +1,276 @@
+/*
+ * engine.h — the engine's internal types and the functions each core file
+ * offers the others. Nothing here is public API.
+ *
+ * Ownership at a glance:
+ *   pager.c     the file, the map or page cache, reading validated pages,
+ *               writing dirty pages, meta pages
+ *   freelist.c  which pages are free, and when a freed page may be reused
+ *   btree.c     search/insert/delete with copy-on-write and rebalancing
+ *   cursor.c    ordered iteration and the public cursor API
+ *   catalog.c   column families (a tree of name -> record)
+ *   txn.c       begin/commit/abort, snapshots and the commit protocol
+ *   db.c        open/create/close/sync and options
+ *   stat.c, check.c   statistics and the integrity walk
+ */
+#ifndef CAIRN_ENGINE_H
+#define CAIRN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn.h"
+#include "page.h"
+#include "pgmap.h"
+#include "platform.h"
+#include "threads.h"
+
+#define CAIRN_FORMAT_VERSION 1u
+#define META_MAGIC "cairnDB" /* 8 bytes with the NUL */
+#define META_SPAN 256u       /* bytes of a meta page the crc covers */
+#define BYTE_ORDER_MARK 0x01020304u
+#define CATALOG_CF_ID 0xffffffffu
+
+/* The state a commit leaves: what a meta page records. */
+typedef struct meta {
+  uint64_t txnid;
+  uint64_t page_count; /* pages in the file at this commit (high-water) */
+  uint64_t catalog_root;
+  uint64_t catalog_entries;
+  uint32_t catalog_depth;
+  uint32_t page_size;
+  uint64_t freelist_head;
+  uint64_t freelist_count;
+  uint64_t next_cf_id;
+} meta;
+
+/* ---- pager ------------------------------------------------------------- */
+
+typedef struct cache_entry cache_entry;
+typedef struct verified_map verified_map;
+
+typedef struct old_map {
+  const uint8_t *addr;
+  uint64_t len;
+  struct old_map *next;
+} old_map;
+
+typedef struct pager {
+  cairn_platform *plat;
+  cairn_file *file;
+  uint32_t psize;
+  int mapped;
+  /* mapped mode: the current map (readers copy it at begin); older maps
+   * stay valid until close because old snapshots may still use them. */
+  const uint8_t *map;
+  uint64_t map_len;
+  old_map *old_maps;
+  verified_map *verified;
+  /* cached mode */
+  cairn_mutex cache_mu;
+  pgmap cache;           /* pgno -> cache_entry */
+  cache_entry *lru_head; /* unpinned entries, most recent first */
+  cache_entry *lru_tail;
+  size_t cache_cap, cache_pages;
+} pager;
+
+struct cache_entry {
+  uint64_t pgno;
+  uint64_t npages;
+  uint8_t *data;
+  long refs;
+  int detached; /* replaced by newer content; freed when unpinned */
+  cache_entry *prev, *next;
+};
+
+int pager_open(pager *pg, cairn_platform *plat, cairn_file *file,
+               uint32_t psize, int want_map, size_t cache_cap,
+               uint64_t file_size);
+void pager_close(pager *pg);
+/* Make the map cover at least bytes (mapped mode). */
+int pager_ensure_map(pager *pg, uint64_t bytes);
+/* Read, validate and return a clean page (or overflow run) for a txn. */
+int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
+              unsigned types, const uint8_t **out);
+/* Release the pins a txn holds (cached mode). */
+void pager_release(pager *pg, cairn_txn *txn);
+/* Forget that a page range was validated (it is about to be rewritten). */
+void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages);
+/* Cached mode: adopt a freshly written buffer as the page's content. */
+void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf);
+
+int meta_read(cairn_file *f, uint64_t file_size, meta *out, int *slot,
+              uint32_t *psize);
+void meta_encode(const meta *m, uint8_t *buf, uint64_t slot);
+int meta_write(cairn_file *f, const meta *m, int slot, uint32_t psize);
+
+/* ---- column family state inside a txn ---------------------------------- */
+
+typedef struct cf_state {
+  uint32_t id;
+  uint32_t depth; /* 0 = empty tree */
+  uint64_t root;  /* 0 = empty tree */
+  uint64_t entries;
+  int dirty; /* root/entries changed: record goes to the catalog */
+  int dropped;
+  int ncursors;
+  uint8_t namelen;
+  char name[CAIRN_MAX_CF_NAME + 1];
+} cf_state;
+
+/* ---- transactions ------------------------------------------------------ */
+
+typedef struct dirty_page {
+  uint64_t pgno;
+  uint64_t npages;
+  uint8_t *buf;
+} dirty_page;
+
+struct cairn_txn {
+  cairn_db *db;
+  int rdonly;
+  int failed;         /* an error left the txn unusable: only abort works */
+  meta snap;          /* the snapshot (read) or the state being built (write) */
+  const uint8_t *map; /* mapped mode: the map this txn reads through */
+  uint64_t gen;       /* bumped on every modification (cursor revalidation) */
+  cf_state catalog;
+  cf_state **cfs;
+  size_t ncfs, capcfs;
+  cairn_cursor *cursors; /* open cursors (linked through next) */
+  pgmap pins;            /* cached mode: pgno -> cache_entry pinned */
+  /* write txn only */
+  pgmap dirty;          /* pgno -> dirty_page */
+  pgvec freed;          /* pages of the snapshot this txn freed */
+  pgvec taken;          /* pages taken from the ready freelist */
+  pgvec local_free;     /* pages allocated and freed again in this txn */
+  dirty_page **retired; /* buffers of freed dirty pages, freed at end */
+  size_t nretired, capretired;
+  uint8_t *scratch;     /* one page of working space */
+  cairn_txn *next_live; /* db's list of live txns */
+};
+
+/* Pages of a txn: clean ones read-only from the snapshot, dirty ones
+ * writable. */
+int txn_page(cairn_txn *txn, uint64_t pgno, unsigned types,
+             const uint8_t **out);
+int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
+                 const uint8_t **out);
+/* Make pgno writable: returns the dirty buffer and its (new) number. */
+int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg);
+/* Allocate n contiguous fresh dirty pages. */
+int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno);
+/* Free a page run reachable in this txn (clean or dirty). */
+int txn_free(cairn_txn *txn, uint64_t pgno, uint64_t n);
+int txn_fail(cairn_txn *txn, int rc);
+cf_state *txn_cf(cairn_txn *txn, cairn_cf cf, int *rc);
+int txn_check_live(const cairn_txn *txn);
+
+/* ---- free pages -------------------------------------------------------- */
+
+typedef struct pending_free {
+  uint64_t txnid; /* freed by this commit */
+  pgvec pages;
+  struct pending_free *next;
+} pending_free;
+
+typedef struct freelist {
+  pgvec ready;           /* sorted: reusable by the next write txn */
+  pending_free *pending; /* oldest first */
+} freelist;
+
+void freelist_free(freelist *fl);
+/* Move pending runs freed at or before limit into ready. */
+int freelist_release(freelist *fl, uint64_t limit);
+int freelist_take(freelist *fl, uint64_t n, uint64_t *pgno);
+int freelist_return(freelist *fl, const pgvec *pages);
+int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages);
+uint64_t freelist_total(const freelist *fl);
+uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid);
+/* Load the persisted list of a meta. */
+int freelist_load(cairn_txn *txn, freelist *fl);
+/* Write the txn's freelist pages; sets snap.freelist_head/count. */
+int freelist_persist(cairn_txn *txn);
+
+/* ---- trees ------------------------------------------------------------- */
+
+int btree_get(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
+              cairn_slice *val);
+int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
+              const uint8_t *val, size_t vlen, unsigned flags);
+int btree_del(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen);
+/* Free every page of a tree (drop). */
+int btree_free_all(cairn_txn *txn, cf_state *t);
+/* Read the value of a leaf entry (inline or overflow). */
+int btree_entry_value(cairn_txn *txn, const uint8_t *e, cairn_slice *val);
+uint32_t btree_max_inline(uint32_t psize);
+
+/* Cursor stack shared by cursors and tree walks. */
+#define MAX_DEPTH 32
+typedef struct tree_pos {
+  int depth; /* entries in stack; 0 = unpositioned */
+  uint64_t pg[MAX_DEPTH];
+  uint32_t idx[MAX_DEPTH];
+} tree_pos;
+
+/* Position at the first key >= key (found=1 if equal). CAIRN_NOTFOUND if
+ * every key is smaller (pos then is past the end). */
+int tree_seek(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
+              tree_pos *pos, int *found);
+int tree_first(cairn_txn *txn, cf_state *t, tree_pos *pos);
+int tree_last(cairn_txn *txn, cf_state *t, tree_pos *pos);
+int tree_next(cairn_txn *txn, tree_pos *pos);
+int tree_prev(cairn_txn *txn, tree_pos *pos);
+int tree_entry(cairn_txn *txn, const tree_pos *pos, const uint8_t **e);
+
+/* ---- catalog ----------------------------------------------------------- */
+
+#define CF_RECORD_SIZE 32u
+int catalog_load_cf(cairn_txn *txn, const char *name, size_t namelen,
+                    cf_state *out, int *found);
+int catalog_flush(cairn_txn *txn);
+int catalog_register(cairn_db *db, uint32_t id, const char *name,
+                     size_t namelen);
+const char *catalog_name_of(cairn_db *db, uint32_t id, size_t *namelen);
+void catalog_decode(const uint8_t *rec, cf_state *out);
+
+/* ---- database ---------------------------------------------------------- */
+
+typedef struct snapshot_count {
+  uint64_t txnid;
+  uint64_t count;
+} snapshot_count;
+
+typedef struct cf_name {
+  uint32_t id;
+  uint8_t namelen;
+  char name[CAIRN_MAX_CF_NAME + 1];
+} cf_name;
+
+struct cairn_db {
+  pager pg;
+  cairn_options opts;
+  char *path;
+  int rdonly;
+  int poisoned;         /* a commit failed while writing meta: writes refused */
+  cairn_mutex write_mu; /* held for the life of the write txn */
+  int writer_active;
+  cairn_thread_id writer;
+  cairn_mutex meta_mu; /* cur, durable state, snapshots, cf names, live */
+  meta cur;
+  uint64_t durable_txnid;
+  int durable_slot;
+  snapshot_count *snaps;
+  size_t nsnaps, capsnaps;
+  freelist fl; /* writer-only */
+  cf_name *names;
+  size_t nnames, capnames;
+  cairn_txn *live; /* open txns, so close can end them */
+  uint32_t lazy_commits;
+  uint64_t last_sync_ms;
+};
+
+int db_sync_locked(cairn_db *db); /* caller holds write_mu */
+uint64_t db_now_ms(void);
+uint64_t db_oldest_snapshot(cairn_db *db); /* caller holds meta_mu */
+
+#endif /* CAIRN_ENGINE_H */

@@ -1,0 +1,88 @@
+/*
+ * kv.c — the data API (get, put, del): argument checks, then the tree of
+ * the column family. Every limit in cairn.h is enforced here, before any
+ * page is touched, so a rejected call changes nothing.
+ */
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+static int check_key(cairn_slice key) {
+  if (!key.data && key.size)
+    return cairn__seterr(CAIRN_INVALID, "key: NULL data with size %zu",
+                         key.size);
+  if (key.size > CAIRN_MAX_KEY_SIZE)
+    return cairn__seterr(CAIRN_TOOBIG, "key of %zu bytes; the limit is %u",
+                         key.size, CAIRN_MAX_KEY_SIZE);
+  return CAIRN_OK;
+}
+
+int cairn_get(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice *val) {
+  int rc = txn_check_live(txn);
+  if (!rc && !val)
+    rc = cairn__seterr(CAIRN_INVALID, "cairn_get: val is NULL");
+  if (!rc)
+    rc = check_key(key);
+  if (rc)
+    return rc;
+  cf_state *s = txn_cf(txn, cf, &rc);
+  if (!s)
+    return rc;
+  rc = btree_get(txn, s, key.data, key.size, val);
+  if (rc == CAIRN_NOTFOUND)
+    return cairn__seterr(CAIRN_NOTFOUND, "key not found");
+  if (!rc)
+    cairn__clearerr();
+  return rc;
+}
+
+static int writable(cairn_txn *txn) {
+  int rc = txn_check_live(txn);
+  if (!rc && txn->rdonly)
+    rc = cairn__seterr(CAIRN_READONLY, "write in a read-only transaction");
+  return rc;
+}
+
+int cairn_put(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice val,
+              unsigned flags) {
+  int rc = writable(txn);
+  if (!rc)
+    rc = check_key(key);
+  if (!rc && !val.data && val.size)
+    rc = cairn__seterr(CAIRN_INVALID, "value: NULL data with size %zu",
+                       val.size);
+  if (!rc && val.size > CAIRN_MAX_VALUE_SIZE)
+    rc = cairn__seterr(CAIRN_TOOBIG, "value of %zu bytes; the limit is %u",
+                       val.size, CAIRN_MAX_VALUE_SIZE);
+  if (!rc && (flags & ~CAIRN_PUT_NOOVERWRITE))
+    rc = cairn__seterr(CAIRN_INVALID, "cairn_put: unknown flags 0x%x", flags);
+  if (rc)
+    return rc;
+  cf_state *s = txn_cf(txn, cf, &rc);
+  if (!s)
+    return rc;
+  rc = btree_put(txn, s, key.data, key.size, val.data, val.size, flags);
+  if (rc == CAIRN_EXISTS)
+    return cairn__seterr(CAIRN_EXISTS, "key already exists");
+  if (!rc)
+    cairn__clearerr();
+  return rc;
+}
+
+int cairn_del(cairn_txn *txn, cairn_cf cf, cairn_slice key) {
+  int rc = writable(txn);
+  if (!rc)
+    rc = check_key(key);
+  if (rc)
+    return rc;
+  cf_state *s = txn_cf(txn, cf, &rc);
+  if (!s)
+    return rc;
+  rc = btree_del(txn, s, key.data, key.size);
+  if (rc == CAIRN_NOTFOUND)
+    return cairn__seterr(CAIRN_NOTFOUND, "key not found");
+  if (!rc)
+    cairn__clearerr();
+  return rc;
+}

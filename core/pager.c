@@ -1,0 +1,477 @@
+/*
+ * pager.c — turns page numbers into validated bytes, and owns the meta pages.
+ *
+ * Two modes behind one function, pager_get():
+ *   mapped  zero-copy pointers into a read-only map of the file. A page is
+ *           validated (checksum + structure) the first time this process
+ *           touches it; a bitmap remembers that, and the writer clears the
+ *           bit before it rewrites a page number. Pages reachable from a live
+ *           snapshot are never rewritten (copy-on-write + freelist rules), so
+ *           a validated page stays valid while anyone can reach it.
+ *   cached  a bounded cache of page buffers read with read(). A txn pins
+ *           every entry it was given until it ends, which keeps returned
+ *           slices valid for the txn's life; the bound applies to unpinned
+ *           entries.
+ * Old maps are kept until close because a snapshot may still read through
+ * the map it started with.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "engine.h"
+#include "error.h"
+
+/* ---- validated-page bitmap (mapped mode) ------------------------------- */
+
+#define VTOP 4096u
+#define VCHUNK_PAGES (1u << 20)
+struct verified_map {
+  _Atomic(_Atomic uint64_t *) chunk[VTOP];
+};
+
+static _Atomic uint64_t *vchunk(verified_map *v, uint64_t pgno, int create) {
+  uint64_t top = pgno / VCHUNK_PAGES;
+  if (top >= VTOP)
+    return NULL; /* beyond 2^32 pages: validate every time */
+  _Atomic uint64_t *c = atomic_load(&v->chunk[top]);
+  if (!c && create) {
+    _Atomic uint64_t *n = calloc(VCHUNK_PAGES / 64, sizeof(uint64_t));
+    if (!n)
+      return NULL;
+    _Atomic uint64_t *expected = NULL;
+    if (atomic_compare_exchange_strong(&v->chunk[top], &expected, n))
+      c = n;
+    else {
+      free((void *)n);
+      c = expected;
+    }
+  }
+  return c;
+}
+
+static int vtest(verified_map *v, uint64_t pgno) {
+  _Atomic uint64_t *c = vchunk(v, pgno, 0);
+  if (!c)
+    return 0;
+  uint64_t bit = pgno % VCHUNK_PAGES;
+  return (atomic_load_explicit(&c[bit / 64], memory_order_acquire) >>
+          (bit % 64)) &
+         1;
+}
+
+static void vset(verified_map *v, uint64_t pgno) {
+  _Atomic uint64_t *c = vchunk(v, pgno, 1);
+  if (!c)
+    return;
+  uint64_t bit = pgno % VCHUNK_PAGES;
+  atomic_fetch_or_explicit(&c[bit / 64], 1ull << (bit % 64),
+                           memory_order_release);
+}
+
+static void vclear(verified_map *v, uint64_t pgno) {
+  _Atomic uint64_t *c = vchunk(v, pgno, 0);
+  if (!c)
+    return;
+  uint64_t bit = pgno % VCHUNK_PAGES;
+  atomic_fetch_and_explicit(&c[bit / 64], ~(1ull << (bit % 64)),
+                            memory_order_release);
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static uint64_t initial_map_len(uint64_t file_size, uint32_t psize) {
+  uint64_t len = sizeof(void *) == 8 ? (1ull << 30) : (64ull << 20);
+  while (len < file_size * 2)
+    len *= 2;
+  return (len + psize - 1) / psize * psize;
+}
+
+int pager_open(pager *pg, cairn_platform *plat, cairn_file *file,
+               uint32_t psize, int want_map, size_t cache_cap,
+               uint64_t file_size) {
+  memset(pg, 0, sizeof *pg);
+  pg->plat = plat;
+  pg->file = file;
+  pg->psize = psize;
+  pg->cache_cap = cache_cap ? cache_cap : 4096;
+  cairn_mutex_init(&pg->cache_mu);
+  if (want_map && file->methods->map) {
+    pg->verified = calloc(1, sizeof *pg->verified);
+    if (!pg->verified)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory for the page map");
+    uint64_t len = initial_map_len(file_size, psize);
+    const void *addr;
+    int rc = file->methods->map(file, len, &addr);
+    if (rc == CAIRN_OK) {
+      pg->mapped = 1;
+      pg->map = addr;
+      pg->map_len = len;
+    } else {
+      free(pg->verified); /* fall back to the page cache */
+      pg->verified = NULL;
+    }
+  }
+  return CAIRN_OK;
+}
+
+static void entry_free(cache_entry *e) {
+  free(e->data);
+  free(e);
+}
+
+void pager_close(pager *pg) {
+  if (pg->mapped) {
+    pg->file->methods->unmap(pg->file, pg->map, pg->map_len);
+    for (old_map *m = pg->old_maps, *n; m; m = n) {
+      n = m->next;
+      pg->file->methods->unmap(pg->file, m->addr, m->len);
+      free(m);
+    }
+  }
+  if (pg->verified) {
+    for (unsigned i = 0; i < VTOP; i++)
+      free((void *)atomic_load(&pg->verified->chunk[i]));
+    free(pg->verified);
+  }
+  for (size_t i = 0; i < pg->cache.cap; i++)
+    if (pg->cache.slots[i].key)
+      entry_free(pg->cache.slots[i].val);
+  pgmap_free(&pg->cache);
+  cairn_mutex_destroy(&pg->cache_mu);
+  memset(pg, 0, sizeof *pg);
+}
+
+int pager_ensure_map(pager *pg, uint64_t bytes) {
+  if (!pg->mapped || bytes <= pg->map_len)
+    return CAIRN_OK;
+  uint64_t len = pg->map_len;
+  while (len < bytes)
+    len *= 2;
+  const void *addr;
+  int rc = pg->file->methods->map(pg->file, len, &addr);
+  if (rc)
+    return rc;
+  old_map *om = malloc(sizeof *om);
+  if (!om) {
+    pg->file->methods->unmap(pg->file, addr, len);
+    return cairn__seterr(CAIRN_NOMEM, "out of memory growing the map");
+  }
+  om->addr = pg->map;
+  om->len = pg->map_len;
+  om->next = pg->old_maps;
+  pg->old_maps = om;
+  pg->map = addr;
+  pg->map_len = len;
+  return CAIRN_OK;
+}
+
+/* ---- cached mode ------------------------------------------------------- */
+
+static void lru_unlink(pager *pg, cache_entry *e) {
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    pg->lru_head = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else
+    pg->lru_tail = e->prev;
+  e->prev = e->next = NULL;
+}
+
+static void lru_push(pager *pg, cache_entry *e) {
+  e->prev = NULL;
+  e->next = pg->lru_head;
+  if (pg->lru_head)
+    pg->lru_head->prev = e;
+  pg->lru_head = e;
+  if (!pg->lru_tail)
+    pg->lru_tail = e;
+}
+
+static void evict(pager *pg) {
+  while (pg->cache_pages > pg->cache_cap && pg->lru_tail) {
+    cache_entry *e = pg->lru_tail;
+    lru_unlink(pg, e);
+    pgmap_del(&pg->cache, e->pgno);
+    pg->cache_pages -= e->npages;
+    entry_free(e);
+  }
+}
+
+static void unpin(pager *pg, cache_entry *e) {
+  if (--e->refs > 0)
+    return;
+  if (e->detached) {
+    entry_free(e);
+    return;
+  }
+  lru_push(pg, e);
+}
+
+static int check_type(const uint8_t *p, uint64_t pgno, unsigned types,
+                      uint64_t npages) {
+  unsigned t = pg_type(p);
+  if (t > 31 || !(types & TYPE_BIT(t)))
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "page %llu: unexpected page type %u here",
+                         (unsigned long long)pgno, t);
+  if (t == PAGE_OVERFLOW && pg_count(p) != npages)
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "page %llu: overflow run length mismatch",
+                         (unsigned long long)pgno);
+  return CAIRN_OK;
+}
+
+static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
+                      unsigned types, const uint8_t **out) {
+  cache_entry *e = pgmap_get(&txn->pins, pgno);
+  if (e) {
+    if (e->npages != npages)
+      return cairn__seterr(CAIRN_CORRUPT,
+                           "page %llu: referenced with two different lengths",
+                           (unsigned long long)pgno);
+    *out = e->data;
+    return check_type(e->data, pgno, types, npages);
+  }
+  int rc = pgmap_put(&txn->pins, pgno, NULL); /* reserve before pinning */
+  if (rc)
+    return cairn__seterr(rc, "out of memory pinning page");
+  cairn_mutex_lock(&pg->cache_mu);
+  e = pgmap_get(&pg->cache, pgno);
+  if (e && e->npages != npages) {
+    cairn_mutex_unlock(&pg->cache_mu);
+    pgmap_del(&txn->pins, pgno);
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "page %llu: referenced with two different lengths",
+                         (unsigned long long)pgno);
+  }
+  if (!e) {
+    size_t bytes = (size_t)(npages * pg->psize);
+    uint8_t *buf = malloc(bytes);
+    e = calloc(1, sizeof *e);
+    if (!buf || !e || pgmap_put(&pg->cache, pgno, e)) {
+      free(buf);
+      free(e);
+      cairn_mutex_unlock(&pg->cache_mu);
+      pgmap_del(&txn->pins, pgno);
+      return cairn__seterr(CAIRN_NOMEM, "out of memory reading page %llu",
+                           (unsigned long long)pgno);
+    }
+    rc = pg->file->methods->read(pg->file, buf, bytes, pgno * pg->psize);
+    if (!rc)
+      rc = page_validate(buf, pgno, pg->psize, npages, types);
+    if (rc) {
+      pgmap_del(&pg->cache, pgno);
+      free(buf);
+      free(e);
+      cairn_mutex_unlock(&pg->cache_mu);
+      pgmap_del(&txn->pins, pgno);
+      return rc;
+    }
+    e->pgno = pgno;
+    e->npages = npages;
+    e->data = buf;
+    pg->cache_pages += npages;
+  } else if (e->refs == 0) {
+    lru_unlink(pg, e);
+  }
+  e->refs++;
+  cairn_mutex_unlock(&pg->cache_mu);
+  pgmap_put(&txn->pins, pgno, e); /* slot exists: cannot fail */
+  *out = e->data;
+  return check_type(e->data, pgno, types, npages);
+}
+
+int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
+              unsigned types, const uint8_t **out) {
+  if (pgno < 2 || pgno >= txn->snap.page_count ||
+      npages > txn->snap.page_count - pgno)
+    return cairn__seterr(
+        CAIRN_CORRUPT, "page %llu: out of range (file has %llu pages)",
+        (unsigned long long)pgno, (unsigned long long)txn->snap.page_count);
+  if (!pg->mapped)
+    return cached_get(pg, txn, pgno, npages, types, out);
+  const uint8_t *p = txn->map + pgno * pg->psize;
+  if (!vtest(pg->verified, pgno)) {
+    int rc = page_validate(p, pgno, pg->psize, npages, types);
+    if (rc)
+      return rc;
+    vset(pg->verified, pgno);
+  } else {
+    int rc = check_type(p, pgno, types, npages);
+    if (rc)
+      return rc;
+  }
+  *out = p;
+  return CAIRN_OK;
+}
+
+void pager_release(pager *pg, cairn_txn *txn) {
+  if (!txn->pins.len)
+    return;
+  cairn_mutex_lock(&pg->cache_mu);
+  for (size_t i = 0; i < txn->pins.cap; i++) {
+    cache_entry *e = txn->pins.slots[i].val;
+    if (txn->pins.slots[i].key && e)
+      unpin(pg, e);
+  }
+  evict(pg);
+  cairn_mutex_unlock(&pg->cache_mu);
+  pgmap_clear(&txn->pins);
+}
+
+void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
+  if (pg->mapped)
+    for (uint64_t i = 0; i < npages; i++)
+      vclear(pg->verified, pgno + i);
+}
+
+void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf) {
+  cache_entry *n = calloc(1, sizeof *n);
+  cairn_mutex_lock(&pg->cache_mu);
+  cache_entry *old = pgmap_del(&pg->cache, pgno);
+  if (old) {
+    pg->cache_pages -= old->npages;
+    if (old->refs > 0)
+      old->detached = 1;
+    else {
+      lru_unlink(pg, old);
+      entry_free(old);
+    }
+  }
+  if (n && pgmap_put(&pg->cache, pgno, n) == CAIRN_OK) {
+    n->pgno = pgno;
+    n->npages = npages;
+    n->data = buf;
+    pg->cache_pages += npages;
+    lru_push(pg, n);
+    evict(pg);
+  } else {
+    free(n); /* no memory: simply do not cache it */
+    free(buf);
+  }
+  cairn_mutex_unlock(&pg->cache_mu);
+}
+
+/* ---- meta pages -------------------------------------------------------- */
+
+void meta_encode(const meta *m, uint8_t *b, uint64_t slot) {
+  memset(b, 0, META_SPAN);
+  st16(b + 4, PAGE_META);
+  st64(b + 8, slot);
+  st64(b + 16, m->txnid);
+  memcpy(b + 32, META_MAGIC, 8);
+  st32(b + 40, CAIRN_FORMAT_VERSION);
+  st32(b + 44, m->page_size);
+  st32(b + 48, BYTE_ORDER_MARK);
+  st32(b + 52, m->catalog_depth);
+  st64(b + 56, m->page_count);
+  st64(b + 64, m->catalog_root);
+  st64(b + 72, m->catalog_entries);
+  st64(b + 80, m->freelist_head);
+  st64(b + 88, m->freelist_count);
+  st64(b + 96, m->next_cf_id);
+  st32(b, cairn_crc32c(0, b + 4, META_SPAN - 4));
+}
+
+static int valid_psize(uint32_t ps) {
+  return ps >= CAIRN_MIN_PAGE_SIZE && ps <= CAIRN_MAX_PAGE_SIZE &&
+         (ps & (ps - 1)) == 0;
+}
+
+/* 1 valid, 0 not a meta page, CAIRN_VERSION for a newer format. */
+static int meta_decode(const uint8_t *b, uint64_t slot, meta *m) {
+  if (memcmp(b + 32, META_MAGIC, 8) != 0)
+    return 0;
+  if (ld32(b) != cairn_crc32c(0, b + 4, META_SPAN - 4))
+    return 0;
+  if (ld16(b + 4) != PAGE_META || ld64(b + 8) != slot ||
+      ld32(b + 48) != BYTE_ORDER_MARK)
+    return 0;
+  if (ld32(b + 40) != CAIRN_FORMAT_VERSION)
+    return CAIRN_VERSION;
+  m->txnid = ld64(b + 16);
+  m->page_size = ld32(b + 44);
+  m->catalog_depth = ld32(b + 52);
+  m->page_count = ld64(b + 56);
+  m->catalog_root = ld64(b + 64);
+  m->catalog_entries = ld64(b + 72);
+  m->freelist_head = ld64(b + 80);
+  m->freelist_count = ld64(b + 88);
+  m->next_cf_id = ld64(b + 96);
+  if (!valid_psize(m->page_size) || m->page_count < 2 ||
+      m->catalog_root >= m->page_count || m->freelist_head >= m->page_count ||
+      m->freelist_count >= m->page_count || m->catalog_depth > MAX_DEPTH ||
+      (m->catalog_root == 0) != (m->catalog_depth == 0) ||
+      m->catalog_root == 1 || m->freelist_head == 1)
+    return 0;
+  return 1;
+}
+
+int meta_read(cairn_file *f, uint64_t file_size, meta *out, int *slot,
+              uint32_t *psize) {
+  uint8_t b[META_SPAN];
+  meta m[2];
+  int ok[2] = {0, 0}, version_error = 0, magic_seen = 0;
+  int rc = f->methods->read(f, b, META_SPAN, 0);
+  if (rc)
+    return rc;
+  magic_seen |= memcmp(b + 32, META_MAGIC, 8) == 0;
+  ok[0] = meta_decode(b, 0, &m[0]);
+  if (ok[0] == CAIRN_VERSION) {
+    version_error = 1;
+    ok[0] = 0;
+  }
+  /* Slot 1 sits one page in; if slot 0 is damaged, try every page size. */
+  for (uint32_t ps = CAIRN_MIN_PAGE_SIZE; ps <= CAIRN_MAX_PAGE_SIZE; ps *= 2) {
+    if (ok[0] && ps != m[0].page_size)
+      continue;
+    if ((uint64_t)ps + META_SPAN > file_size)
+      break;
+    rc = f->methods->read(f, b, META_SPAN, ps);
+    if (rc)
+      return rc;
+    magic_seen |= memcmp(b + 32, META_MAGIC, 8) == 0;
+    int r = meta_decode(b, 1, &m[1]);
+    if (r == CAIRN_VERSION) {
+      version_error = 1;
+      continue;
+    }
+    if (r == 1 && m[1].page_size == ps) {
+      ok[1] = 1;
+      break;
+    }
+  }
+  if (!ok[0] && !ok[1]) {
+    if (version_error)
+      return cairn__seterr(CAIRN_VERSION,
+                           "file format version is not %u (newer cairn?)",
+                           CAIRN_FORMAT_VERSION);
+    if (magic_seen)
+      return cairn__seterr(CAIRN_CORRUPT,
+                           "both meta pages (0 and 1) fail validation");
+    return cairn__seterr(CAIRN_NOTADB, "no cairn meta page found");
+  }
+  int s = ok[0] && ok[1] ? (m[1].txnid > m[0].txnid) : ok[1];
+  if (ok[0] && ok[1] && m[0].page_size != m[1].page_size)
+    s = m[1].txnid > m[0].txnid;
+  *out = m[s];
+  *slot = s;
+  *psize = m[s].page_size;
+  if (out->page_count > file_size / out->page_size)
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "meta page %d: file holds %llu pages, commit %llu "
+                         "needs %llu (truncated file)",
+                         s, (unsigned long long)(file_size / out->page_size),
+                         (unsigned long long)out->txnid,
+                         (unsigned long long)out->page_count);
+  return CAIRN_OK;
+}
+
+int meta_write(cairn_file *f, const meta *m, int slot, uint32_t psize) {
+  uint8_t b[META_SPAN];
+  meta_encode(m, b, (uint64_t)slot);
+  return f->methods->write(f, b, META_SPAN, (uint64_t)slot * psize);
+}

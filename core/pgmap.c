@@ -1,0 +1,163 @@
+/*
+ * pgmap.c — see pgmap.h. Linear probing with backward-shift deletion keeps
+ * every probe run contiguous, so lookups stop at the first empty slot.
+ */
+#include "pgmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+
+static size_t hash64(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdull;
+  k ^= k >> 33;
+  return (size_t)k;
+}
+
+void pgmap_free(pgmap *m) {
+  free(m->slots);
+  m->slots = NULL;
+  m->cap = m->len = 0;
+}
+
+void pgmap_clear(pgmap *m) {
+  if (m->slots)
+    memset(m->slots, 0, m->cap * sizeof *m->slots);
+  m->len = 0;
+}
+
+void *pgmap_get(const pgmap *m, uint64_t key) {
+  if (!m->cap)
+    return NULL;
+  size_t mask = m->cap - 1;
+  for (size_t i = hash64(key) & mask;; i = (i + 1) & mask) {
+    if (m->slots[i].key == key)
+      return m->slots[i].val;
+    if (!m->slots[i].key)
+      return NULL;
+  }
+}
+
+static int grow(pgmap *m) {
+  size_t ncap = m->cap ? m->cap * 2 : 64;
+  pgmap_slot *ns = calloc(ncap, sizeof *ns);
+  if (!ns)
+    return CAIRN_NOMEM;
+  for (size_t j = 0; j < m->cap; j++) {
+    if (!m->slots[j].key)
+      continue;
+    size_t i = hash64(m->slots[j].key) & (ncap - 1);
+    while (ns[i].key)
+      i = (i + 1) & (ncap - 1);
+    ns[i] = m->slots[j];
+  }
+  free(m->slots);
+  m->slots = ns;
+  m->cap = ncap;
+  return CAIRN_OK;
+}
+
+int pgmap_put(pgmap *m, uint64_t key, void *val) {
+  if ((m->len + 1) * 4 > m->cap * 3) {
+    int rc = grow(m);
+    if (rc)
+      return rc;
+  }
+  size_t mask = m->cap - 1;
+  size_t i = hash64(key) & mask;
+  while (m->slots[i].key && m->slots[i].key != key)
+    i = (i + 1) & mask;
+  if (!m->slots[i].key)
+    m->len++;
+  m->slots[i].key = key;
+  m->slots[i].val = val;
+  return CAIRN_OK;
+}
+
+void *pgmap_del(pgmap *m, uint64_t key) {
+  if (!m->cap)
+    return NULL;
+  size_t mask = m->cap - 1;
+  size_t i = hash64(key) & mask;
+  while (m->slots[i].key != key) {
+    if (!m->slots[i].key)
+      return NULL;
+    i = (i + 1) & mask;
+  }
+  void *val = m->slots[i].val;
+  m->len--;
+  /* Backward shift: pull later members of the run into the hole. */
+  size_t hole = i;
+  for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+    size_t home = hash64(m->slots[j].key) & mask;
+    int movable =
+        hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+    if (movable) {
+      m->slots[hole] = m->slots[j];
+      hole = j;
+    }
+  }
+  m->slots[hole].key = 0;
+  m->slots[hole].val = NULL;
+  return val;
+}
+
+void pgvec_free(pgvec *a) {
+  free(a->v);
+  a->v = NULL;
+  a->len = a->cap = 0;
+}
+
+int pgvec_reserve(pgvec *a, size_t n) {
+  if (n <= a->cap)
+    return CAIRN_OK;
+  size_t ncap = a->cap ? a->cap : 16;
+  while (ncap < n)
+    ncap *= 2;
+  uint64_t *nv = realloc(a->v, ncap * sizeof *nv);
+  if (!nv)
+    return CAIRN_NOMEM;
+  a->v = nv;
+  a->cap = ncap;
+  return CAIRN_OK;
+}
+
+int pgvec_push(pgvec *a, uint64_t x) {
+  if (a->len == a->cap) {
+    int rc = pgvec_reserve(a, a->len + 1);
+    if (rc)
+      return rc;
+  }
+  a->v[a->len++] = x;
+  return CAIRN_OK;
+}
+
+static int cmp_u64(const void *x, const void *y) {
+  uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+  return a < b ? -1 : a > b;
+}
+
+void pgvec_sort(pgvec *a) {
+  if (a->len > 1)
+    qsort(a->v, a->len, sizeof *a->v, cmp_u64);
+}
+
+int pgvec_merge(pgvec *a, const pgvec *b) {
+  if (!b->len)
+    return CAIRN_OK;
+  int rc = pgvec_reserve(a, a->len + b->len);
+  if (rc)
+    return rc;
+  /* Merge from the back so no scratch buffer is needed. */
+  size_t i = a->len, j = b->len, k = a->len + b->len;
+  while (j) {
+    if (i && a->v[i - 1] > b->v[j - 1])
+      a->v[--k] = a->v[--i];
+    else
+      a->v[--k] = b->v[--j];
+  }
+  a->len += b->len;
+  return CAIRN_OK;
+}

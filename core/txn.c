@@ -1,0 +1,642 @@
+/*
+ * txn.c — transactions: snapshots, the write transaction's dirty pages, and
+ * the commit protocol. This is where a commit becomes durable.
+ *
+ * Commit protocol (sync durability):
+ *   1. fold column family roots into the catalog, write the free set;
+ *   2. write every dirty page (sealed with its checksum) to free or new
+ *      page numbers only — nothing the last durable commit can reach;
+ *   3. sync; 4. write the meta page into the slot NOT holding the last
+ *      durable meta; 5. sync. Then publish the new state to readers.
+ * A crash before 5 leaves the previous durable meta valid and its pages
+ * untouched; a torn meta fails its checksum and open takes the other slot.
+ * Lazy durability stops after 2 and publishes; cairn_sync (or the automatic
+ * sync) later performs 3-5 for the newest commit. Pages freed by commits
+ * newer than the durable one are not reused until then (freelist.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+int txn_fail(cairn_txn *txn, int rc) {
+  if (rc != CAIRN_OK && rc != CAIRN_NOTFOUND && rc != CAIRN_EXISTS)
+    txn->failed = 1;
+  return rc;
+}
+
+int txn_check_live(const cairn_txn *txn) {
+  if (!txn)
+    return cairn__seterr(CAIRN_INVALID, "transaction handle is NULL");
+  if (txn->failed)
+    return cairn__seterr(CAIRN_BADTXN,
+                         "transaction failed earlier; it can only be aborted");
+  return CAIRN_OK;
+}
+
+static int check_type(const uint8_t *p, uint64_t pgno, unsigned types) {
+  unsigned t = pg_type(p);
+  if (t > 31 || !(types & TYPE_BIT(t)))
+    return cairn__seterr(CAIRN_CORRUPT, "page %llu: unexpected type %u",
+                         (unsigned long long)pgno, t);
+  return CAIRN_OK;
+}
+
+int txn_page(cairn_txn *txn, uint64_t pgno, unsigned types,
+             const uint8_t **out) {
+  if (!txn->rdonly && txn->dirty.len) {
+    dirty_page *d = pgmap_get(&txn->dirty, pgno);
+    if (d) {
+      *out = d->buf;
+      return check_type(d->buf, pgno, types);
+    }
+  }
+  return pager_get(&txn->db->pg, txn, pgno, 1, types, out);
+}
+
+int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
+                 const uint8_t **out) {
+  uint64_t np = overflow_pages(vlen, txn->snap.page_size);
+  const uint8_t *p = NULL;
+  dirty_page *d = txn->rdonly ? NULL : pgmap_get(&txn->dirty, pgno);
+  int rc;
+  if (d) {
+    p = d->buf;
+    rc = d->npages == np ? check_type(p, pgno, TYPE_BIT(PAGE_OVERFLOW))
+                         : CAIRN_CORRUPT;
+  } else {
+    rc = pager_get(&txn->db->pg, txn, pgno, np, TYPE_BIT(PAGE_OVERFLOW), &p);
+  }
+  if (rc == CAIRN_OK && pg_upper(p) != vlen)
+    rc = CAIRN_CORRUPT;
+  if (rc == CAIRN_CORRUPT && p)
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "page %llu: overflow value length does not match "
+                         "its leaf entry",
+                         (unsigned long long)pgno);
+  if (rc)
+    return rc;
+  *out = p + PAGE_HDR;
+  return CAIRN_OK;
+}
+
+int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno) {
+  uint32_t psize = txn->snap.page_size;
+  uint64_t pg;
+  int rc;
+  if (pgvec_reserve(&txn->taken, txn->taken.len + n))
+    return txn_fail(txn, cairn__seterr(CAIRN_NOMEM, "out of memory"));
+  if (n == 1 && txn->local_free.len) {
+    pg = txn->local_free.v[--txn->local_free.len];
+  } else if (freelist_take(&txn->db->fl, n, &pg) == CAIRN_OK) {
+    for (uint64_t i = 0; i < n; i++)
+      txn->taken.v[txn->taken.len++] = pg + i; /* reserved above */
+  } else {
+    if (txn->snap.page_count + n < txn->snap.page_count ||
+        txn->snap.page_count + n > (UINT64_MAX / psize))
+      return txn_fail(txn,
+                      cairn__seterr(CAIRN_NOSPC, "page numbers exhausted"));
+    pg = txn->snap.page_count;
+    txn->snap.page_count += n;
+  }
+  dirty_page *d = malloc(sizeof *d);
+  uint8_t *b = calloc((size_t)n, psize);
+  if (!d || !b || (rc = pgmap_put(&txn->dirty, pg, d)) != CAIRN_OK) {
+    free(d);
+    free(b);
+    pgvec_push(&txn->local_free, pg); /* best effort; txn is failed anyway */
+    return txn_fail(
+        txn, cairn__seterr(CAIRN_NOMEM, "out of memory for a dirty page"));
+  }
+  d->pgno = pg;
+  d->npages = n;
+  d->buf = b;
+  page_init(b, psize, 0, pg);
+  *buf = b;
+  *pgno = pg;
+  return CAIRN_OK;
+}
+
+static int retire(cairn_txn *txn, dirty_page *d) {
+  if (txn->nretired == txn->capretired) {
+    size_t cap = txn->capretired ? txn->capretired * 2 : 16;
+    dirty_page **n = realloc(txn->retired, cap * sizeof *n);
+    if (!n) {
+      free(d->buf); /* cannot defer: free now */
+      free(d);
+      return CAIRN_OK;
+    }
+    txn->retired = n;
+    txn->capretired = cap;
+  }
+  txn->retired[txn->nretired++] = d;
+  return CAIRN_OK;
+}
+
+int txn_free(cairn_txn *txn, uint64_t pgno, uint64_t n) {
+  dirty_page *d = pgmap_del(&txn->dirty, pgno);
+  pgvec *to = &txn->freed;
+  if (d) {
+    /* Never visible to anyone: reusable within this txn. Its buffer lives
+     * until the txn ends, since callers may still hold pointers into it. */
+    retire(txn, d);
+    to = &txn->local_free;
+  }
+  for (uint64_t i = 0; i < n; i++)
+    if (pgvec_push(to, pgno + i))
+      return txn_fail(txn, cairn__seterr(CAIRN_NOMEM, "out of memory"));
+  txn->gen++;
+  return CAIRN_OK;
+}
+
+int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg) {
+  dirty_page *d = pgmap_get(&txn->dirty, pgno);
+  if (d) {
+    *buf = d->buf;
+    *newpg = pgno;
+    return CAIRN_OK;
+  }
+  const uint8_t *p;
+  int rc = pager_get(&txn->db->pg, txn, pgno, 1,
+                     TYPE_BIT(PAGE_BRANCH) | TYPE_BIT(PAGE_LEAF), &p);
+  if (rc)
+    return txn_fail(txn, rc);
+  uint8_t *b;
+  uint64_t pg;
+  rc = txn_alloc(txn, 1, &b, &pg);
+  if (rc)
+    return rc;
+  memcpy(b, p, txn->snap.page_size);
+  st64(b + 8, pg);
+  rc = txn_free(txn, pgno, 1);
+  if (rc)
+    return rc;
+  *buf = b;
+  *newpg = pg;
+  return CAIRN_OK;
+}
+
+/* ---- column family lookup ---------------------------------------------- */
+
+static cf_state *find_cf(cairn_txn *txn, uint32_t id) {
+  for (size_t i = 0; i < txn->ncfs; i++)
+    if (txn->cfs[i]->id == id && !txn->cfs[i]->dropped)
+      return txn->cfs[i];
+  return NULL;
+}
+
+static int add_cf(cairn_txn *txn, cf_state *s) {
+  if (txn->ncfs == txn->capcfs) {
+    size_t cap = txn->capcfs ? txn->capcfs * 2 : 8;
+    cf_state **n = realloc(txn->cfs, cap * sizeof *n);
+    if (!n)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory");
+    txn->cfs = n;
+    txn->capcfs = cap;
+  }
+  txn->cfs[txn->ncfs++] = s;
+  return CAIRN_OK;
+}
+
+cf_state *txn_cf(cairn_txn *txn, cairn_cf cf, int *rc) {
+  cf_state *s = find_cf(txn, cf);
+  if (s) {
+    *rc = CAIRN_OK;
+    return s;
+  }
+  size_t nlen;
+  char name[CAIRN_MAX_CF_NAME + 1];
+  if (cf == CAIRN_DEFAULT_CF) {
+    strcpy(name, "default");
+    nlen = 7;
+  } else {
+    cairn_mutex_lock(&txn->db->meta_mu);
+    const char *n = catalog_name_of(txn->db, cf, &nlen);
+    if (n)
+      memcpy(name, n, nlen);
+    cairn_mutex_unlock(&txn->db->meta_mu);
+    if (!n) {
+      *rc =
+          cairn__seterr(CAIRN_NOTFOUND, "unknown column family handle %u", cf);
+      return NULL;
+    }
+  }
+  s = calloc(1, sizeof *s);
+  if (!s) {
+    *rc = cairn__seterr(CAIRN_NOMEM, "out of memory");
+    return NULL;
+  }
+  int found;
+  *rc = catalog_load_cf(txn, name, nlen, s, &found);
+  if (*rc == CAIRN_OK && !found && cf != CAIRN_DEFAULT_CF)
+    *rc = cairn__seterr(CAIRN_NOTFOUND,
+                        "column family '%.*s' does not exist in this "
+                        "transaction (dropped?)",
+                        (int)nlen, name);
+  if (*rc == CAIRN_OK && found && s->id != cf)
+    *rc = cairn__seterr(CAIRN_NOTFOUND,
+                        "column family '%.*s' was dropped (and recreated)",
+                        (int)nlen, name);
+  if (*rc == CAIRN_OK) {
+    s->id = cf;
+    memcpy(s->name, name, nlen);
+    s->name[nlen] = 0;
+    s->namelen = (uint8_t)nlen;
+    *rc = add_cf(txn, s);
+  }
+  if (*rc) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* ---- begin ------------------------------------------------------------- */
+
+static void live_add(cairn_db *db, cairn_txn *txn) {
+  txn->next_live = db->live;
+  db->live = txn;
+}
+
+static void live_remove(cairn_db *db, cairn_txn *txn) {
+  for (cairn_txn **p = &db->live; *p; p = &(*p)->next_live)
+    if (*p == txn) {
+      *p = txn->next_live;
+      return;
+    }
+}
+
+static int snap_add(cairn_db *db, uint64_t id) {
+  for (size_t i = 0; i < db->nsnaps; i++)
+    if (db->snaps[i].txnid == id) {
+      db->snaps[i].count++;
+      return CAIRN_OK;
+    }
+  if (db->nsnaps == db->capsnaps) {
+    size_t cap = db->capsnaps ? db->capsnaps * 2 : 8;
+    snapshot_count *n = realloc(db->snaps, cap * sizeof *n);
+    if (!n)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory");
+    db->snaps = n;
+    db->capsnaps = cap;
+  }
+  db->snaps[db->nsnaps].txnid = id;
+  db->snaps[db->nsnaps].count = 1;
+  db->nsnaps++;
+  return CAIRN_OK;
+}
+
+static void snap_remove(cairn_db *db, uint64_t id) {
+  for (size_t i = 0; i < db->nsnaps; i++)
+    if (db->snaps[i].txnid == id) {
+      if (--db->snaps[i].count == 0)
+        db->snaps[i] = db->snaps[--db->nsnaps];
+      return;
+    }
+}
+
+uint64_t db_oldest_snapshot(cairn_db *db) {
+  uint64_t oldest = db->cur.txnid;
+  for (size_t i = 0; i < db->nsnaps; i++)
+    if (db->snaps[i].txnid < oldest)
+      oldest = db->snaps[i].txnid;
+  return oldest;
+}
+
+static void catalog_state_from(cairn_txn *txn) {
+  memset(&txn->catalog, 0, sizeof txn->catalog);
+  txn->catalog.id = CATALOG_CF_ID;
+  txn->catalog.root = txn->snap.catalog_root;
+  txn->catalog.depth = txn->snap.catalog_depth;
+  txn->catalog.entries = txn->snap.catalog_entries;
+}
+
+int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
+  if (!out)
+    return cairn__seterr(CAIRN_INVALID, "cairn_begin: out is NULL");
+  *out = NULL;
+  if (!db)
+    return cairn__seterr(CAIRN_INVALID, "cairn_begin: db is NULL");
+  if (flags & ~CAIRN_TXN_RDONLY)
+    return cairn__seterr(CAIRN_INVALID, "cairn_begin: unknown flags 0x%x",
+                         flags);
+  int rdonly = (flags & CAIRN_TXN_RDONLY) != 0;
+  if (!rdonly && db->rdonly)
+    return cairn__seterr(CAIRN_READONLY,
+                         "database was opened read-only: no write txn");
+  cairn_txn *txn = calloc(1, sizeof *txn);
+  if (!txn)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  txn->db = db;
+  txn->rdonly = rdonly;
+  if (rdonly) {
+    cairn_mutex_lock(&db->meta_mu);
+    txn->snap = db->cur;
+    txn->map = db->pg.map;
+    int rc = snap_add(db, txn->snap.txnid);
+    if (!rc)
+      live_add(db, txn);
+    cairn_mutex_unlock(&db->meta_mu);
+    if (rc) {
+      free(txn);
+      return rc;
+    }
+    catalog_state_from(txn);
+    *out = txn;
+    cairn__clearerr();
+    return CAIRN_OK;
+  }
+  cairn_mutex_lock(&db->meta_mu);
+  int mine =
+      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  cairn_mutex_unlock(&db->meta_mu);
+  if (mine) {
+    free(txn);
+    return cairn__seterr(CAIRN_BUSY,
+                         "this thread already has the write transaction open");
+  }
+  txn->scratch = malloc(db->pg.psize);
+  if (!txn->scratch) {
+    free(txn);
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  }
+  cairn_mutex_lock(&db->write_mu);
+  cairn_mutex_lock(&db->meta_mu);
+  if (db->poisoned) {
+    cairn_mutex_unlock(&db->meta_mu);
+    cairn_mutex_unlock(&db->write_mu);
+    free(txn->scratch);
+    free(txn);
+    return cairn__seterr(CAIRN_IO,
+                         "an earlier commit failed while writing its meta "
+                         "page; close and reopen the database to write again");
+  }
+  db->writer_active = 1;
+  db->writer = cairn_thread_self();
+  txn->snap = db->cur;
+  txn->map = db->pg.map;
+  uint64_t limit = db_oldest_snapshot(db);
+  if (db->durable_txnid < limit)
+    limit = db->durable_txnid;
+  live_add(db, txn);
+  cairn_mutex_unlock(&db->meta_mu);
+  int rc = freelist_release(&db->fl, limit);
+  txn->snap.txnid++;
+  catalog_state_from(txn);
+  *out = txn;
+  if (rc)
+    txn->failed = 1;
+  cairn__clearerr();
+  return CAIRN_OK;
+}
+
+uint64_t cairn_txn_id(const cairn_txn *txn) {
+  return txn ? txn->snap.txnid : 0;
+}
+
+/* ---- end --------------------------------------------------------------- */
+
+void cursor_detach_all(cairn_txn *txn); /* cursor.c */
+
+static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
+  cairn_db *db = txn->db;
+  cursor_detach_all(txn);
+  for (size_t i = 0; i < txn->dirty.cap; i++) {
+    dirty_page *d = txn->dirty.slots[i].val;
+    if (!txn->dirty.slots[i].key || !d)
+      continue;
+    if (!keep_buffers_for_cache)
+      free(d->buf);
+    free(d);
+  }
+  pgmap_free(&txn->dirty);
+  for (size_t i = 0; i < txn->nretired; i++) {
+    free(txn->retired[i]->buf);
+    free(txn->retired[i]);
+  }
+  free(txn->retired);
+  pager_release(&db->pg, txn);
+  pgmap_free(&txn->pins);
+  pgvec_free(&txn->freed);
+  pgvec_free(&txn->taken);
+  pgvec_free(&txn->local_free);
+  for (size_t i = 0; i < txn->ncfs; i++)
+    free(txn->cfs[i]);
+  free(txn->cfs);
+  free(txn->scratch);
+  cairn_mutex_lock(&db->meta_mu);
+  live_remove(db, txn);
+  if (txn->rdonly) {
+    snap_remove(db, txn->snap.txnid);
+  } else {
+    db->writer_active = 0;
+  }
+  cairn_mutex_unlock(&db->meta_mu);
+  if (!txn->rdonly)
+    cairn_mutex_unlock(&db->write_mu);
+  free(txn);
+}
+
+void cairn_abort(cairn_txn *txn) {
+  if (!txn)
+    return;
+  if (!txn->rdonly && txn->taken.len)
+    freelist_return(&txn->db->fl, &txn->taken);
+  txn_free_all(txn, 0);
+}
+
+static int cmp_dirty(const void *a, const void *b) {
+  uint64_t x = (*(dirty_page *const *)a)->pgno;
+  uint64_t y = (*(dirty_page *const *)b)->pgno;
+  return x < y ? -1 : x > y;
+}
+
+/* Write every dirty page, coalescing neighbours into larger writes. */
+static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
+  pager *pg = &txn->db->pg;
+  uint32_t psize = pg->psize;
+  cairn_file *f = pg->file;
+  enum { BATCH = 1 << 20 };
+  uint8_t *batch = NULL;
+  for (size_t i = 0; i < n; i++) {
+    dirty_page *d = ds[i];
+    uint64_t span = page_crc_span(d->buf, psize);
+    if (span > d->npages * psize)
+      span = d->npages * psize;
+    page_seal(d->buf, txn->snap.txnid, (uint32_t)span);
+    pager_invalidate(pg, d->pgno, d->npages);
+  }
+  size_t i = 0;
+  int rc = CAIRN_OK;
+  while (i < n && !rc) {
+    size_t j = i;
+    uint64_t bytes = ds[i]->npages * psize;
+    while (j + 1 < n && ds[j + 1]->pgno == ds[j]->pgno + ds[j]->npages &&
+           bytes + ds[j + 1]->npages * psize <= BATCH)
+      bytes += ds[++j]->npages * psize;
+    if (j == i) {
+      rc = f->methods->write(f, ds[i]->buf, (size_t)bytes, ds[i]->pgno * psize);
+    } else {
+      if (!batch && !(batch = malloc(BATCH)))
+        return cairn__seterr(CAIRN_NOMEM, "out of memory writing pages");
+      size_t at = 0;
+      for (size_t k = i; k <= j; k++) {
+        memcpy(batch + at, ds[k]->buf, (size_t)(ds[k]->npages * psize));
+        at += (size_t)(ds[k]->npages * psize);
+      }
+      rc = f->methods->write(f, batch, at, ds[i]->pgno * psize);
+    }
+    i = j + 1;
+  }
+  free(batch);
+  return rc;
+}
+
+uint64_t db_now_ms(void); /* db.c */
+
+int db_sync_locked(cairn_db *db) {
+  cairn_mutex_lock(&db->meta_mu);
+  meta m = db->cur;
+  int slot = 1 - db->durable_slot;
+  int done = db->durable_txnid == m.txnid;
+  cairn_mutex_unlock(&db->meta_mu);
+  if (done || db->rdonly)
+    return CAIRN_OK;
+  if (db->poisoned)
+    return cairn__seterr(CAIRN_IO, "an earlier commit failed writing its "
+                                   "meta page; reopen the database");
+  cairn_file *f = db->pg.file;
+  int rc = f->methods->sync(f);
+  if (rc)
+    return rc; /* nothing references unsynced pages yet: safe to retry */
+  rc = meta_write(f, &m, slot, db->pg.psize);
+  if (!rc)
+    rc = f->methods->sync(f);
+  if (rc) {
+    db->poisoned = 1;
+    return rc;
+  }
+  cairn_mutex_lock(&db->meta_mu);
+  db->durable_txnid = m.txnid;
+  db->durable_slot = slot;
+  cairn_mutex_unlock(&db->meta_mu);
+  db->lazy_commits = 0;
+  db->last_sync_ms = db_now_ms();
+  return CAIRN_OK;
+}
+
+int cairn_commit(cairn_txn *txn) {
+  return cairn_commit_ex(txn, CAIRN_DURABILITY_DEFAULT);
+}
+
+int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
+  if (!txn)
+    return cairn__seterr(CAIRN_INVALID, "cairn_commit: txn is NULL");
+  if (durability != CAIRN_DURABILITY_DEFAULT &&
+      durability != CAIRN_DURABILITY_SYNC &&
+      durability != CAIRN_DURABILITY_LAZY) {
+    cairn_abort(txn);
+    return cairn__seterr(CAIRN_INVALID, "cairn_commit_ex: bad durability %d",
+                         (int)durability);
+  }
+  if (txn->rdonly) {
+    txn_free_all(txn, 0);
+    cairn__clearerr();
+    return CAIRN_OK;
+  }
+  if (txn->failed) {
+    cairn_abort(txn);
+    return cairn__seterr(CAIRN_BADTXN,
+                         "transaction failed earlier and was aborted");
+  }
+  cairn_db *db = txn->db;
+  int changed = txn->dirty.len || txn->freed.len;
+  for (size_t i = 0; i < txn->ncfs && !changed; i++)
+    changed = txn->cfs[i]->dirty || txn->cfs[i]->dropped;
+  if (!changed) {
+    cairn_abort(txn);
+    cairn__clearerr();
+    return CAIRN_OK;
+  }
+  int rc = catalog_flush(txn);
+  if (!rc)
+    rc = freelist_persist(txn);
+  dirty_page **ds = NULL;
+  size_t n = 0;
+  if (!rc) {
+    ds = malloc((txn->dirty.len + 1) * sizeof *ds);
+    if (!ds)
+      rc = cairn__seterr(CAIRN_NOMEM, "out of memory committing");
+  }
+  if (!rc) {
+    for (size_t i = 0; i < txn->dirty.cap; i++)
+      if (txn->dirty.slots[i].key)
+        ds[n++] = txn->dirty.slots[i].val;
+    qsort(ds, n, sizeof *ds, cmp_dirty);
+    rc = write_dirty(txn, ds, n);
+  }
+  if (!rc)
+    rc = pager_ensure_map(&db->pg, txn->snap.page_count * db->pg.psize);
+  int sync = durability == CAIRN_DURABILITY_SYNC ||
+             (durability == CAIRN_DURABILITY_DEFAULT &&
+              db->opts.durability != CAIRN_DURABILITY_LAZY);
+  int slot = 1 - db->durable_slot;
+  if (!rc && sync) {
+    cairn_file *f = db->pg.file;
+    rc = f->methods->sync(f);
+    if (!rc) {
+      rc = meta_write(f, &txn->snap, slot, db->pg.psize);
+      if (!rc)
+        rc = f->methods->sync(f);
+      if (rc)
+        db->poisoned = 1;
+    }
+  }
+  if (rc) {
+    free(ds);
+    cairn_abort(txn);
+    return rc;
+  }
+  /* Publish. */
+  cairn_mutex_lock(&db->meta_mu);
+  db->cur = txn->snap;
+  if (sync) {
+    db->durable_txnid = txn->snap.txnid;
+    db->durable_slot = slot;
+  }
+  cairn_mutex_unlock(&db->meta_mu);
+  int frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed);
+  if (!frc && txn->local_free.len) {
+    pgvec_sort(&txn->local_free);
+    frc = pgvec_merge(&db->fl.ready, &txn->local_free);
+  }
+  if (frc) /* the pages are lost until reopen, nothing worse */
+    cairn__seterr(frc, "out of memory recording free pages");
+  int cached = !db->pg.mapped;
+  for (size_t i = 0; i < n; i++) {
+    if (cached)
+      pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
+  }
+  free(ds);
+  txn_free_all(txn, cached);
+  rc = CAIRN_OK;
+  if (sync) {
+    db->lazy_commits = 0;
+    db->last_sync_ms = db_now_ms();
+  } else {
+    db->lazy_commits++;
+    if ((db->opts.lazy_sync_commits &&
+         db->lazy_commits >= db->opts.lazy_sync_commits) ||
+        (db->opts.lazy_sync_ms &&
+         db_now_ms() - db->last_sync_ms >= db->opts.lazy_sync_ms)) {
+      /* The commit itself succeeded; a failed sync is retried by the next
+       * one and reported by cairn_sync. */
+      cairn_mutex_lock(&db->write_mu);
+      (void)db_sync_locked(db);
+      cairn_mutex_unlock(&db->write_mu);
+    }
+  }
+  cairn__clearerr();
+  return rc;
+}
