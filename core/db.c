@@ -8,6 +8,9 @@
  * writers, shared for read-only opens) is taken before anything is read, so
  * two writers can never interleave commits.
  */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -21,7 +21,12 @@
 #include "error.h"
 
 int txn_fail(cairn_txn *txn, int rc) {
-  if (rc != CAIRN_OK && rc != CAIRN_NOTFOUND && rc != CAIRN_EXISTS)
+  /* Only failures that can strike in the middle of changing the tree make
+   * a write txn unusable; misuse is refused before anything changes, and a
+   * read txn never changes anything. */
+  int severe = rc == CAIRN_IO || rc == CAIRN_NOSPC || rc == CAIRN_NOMEM ||
+               rc == CAIRN_CORRUPT || rc == CAIRN_TOOBIG;
+  if (severe && !txn->rdonly)
     txn->failed = 1;
   return rc;
 }
@@ -576,8 +581,12 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     qsort(ds, n, sizeof *ds, cmp_dirty);
     rc = write_dirty(txn, ds, n);
   }
-  if (!rc)
+  if (!rc) {
+    /* Readers copy the map pointer under meta_mu at begin. */
+    cairn_mutex_lock(&db->meta_mu);
     rc = pager_ensure_map(&db->pg, txn->snap.page_count * db->pg.psize);
+    cairn_mutex_unlock(&db->meta_mu);
+  }
   int sync = durability == CAIRN_DURABILITY_SYNC ||
              (durability == CAIRN_DURABILITY_DEFAULT &&
               db->opts.durability != CAIRN_DURABILITY_LAZY);
