@@ -19,6 +19,8 @@
 #   CAIRN_BUILD_DIR     where the build trees go (default: build/ in the repo)
 #   CAIRN_FUZZ_SECONDS  seconds per libFuzzer target (default 30)
 #   CAIRN_JOBS          parallel tests (default 2)
+#   CAIRN_CTEST_ARGS    extra ctest arguments for every ctest stage, e.g.
+#                       "-E test_model" or "-R test_api" (for local use)
 #   CAIRN_NO_INSTALL=1  never run apt-get (fail if a tool is missing)
 #
 # Quiet unless something fails: each stage prints one line; a failing stage
@@ -32,6 +34,7 @@ BUILD=${CAIRN_BUILD_DIR:-$ROOT/build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 LOGS=$BUILD/logs
 JOBS=${CAIRN_JOBS:-2}
+read -r -a EXTRA_CTEST <<<"${CAIRN_CTEST_ARGS:-}"
 FUZZ_SECONDS=${CAIRN_FUZZ_SECONDS:-30}
 ALL_STAGES=(deps format release debug valgrind fuzz)
 PACKAGES=(build-essential cmake ninja-build clang lld libclang-rt-14-dev valgrind
@@ -111,7 +114,7 @@ run_ctest() { # run_ctest LOGNAME CTEST-ARGS...
   local name=$1 log=$LOGS/$1.log line passed total failed
   shift
   local rc=0
-  ctest "$@" >"$log" 2>&1 || rc=$?
+  ctest "$@" "${EXTRA_CTEST[@]}" >"$log" 2>&1 || rc=$?
   line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
   if [[ -n $line ]]; then
     failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
