@@ -102,7 +102,7 @@ expect "--help exits 0" test "$rc" -eq 0
 expect_fail "no arguments" 2 "missing command"
 expect_fail "unknown command" 2 "unknown command" frobnicate db
 expect_fail "get without a key" 2 "missing" get db
-expect_fail "get without a db" 2 "missing database path" get
+expect_fail "get without a db" 2 "missing.*usage: cairn get DB" get
 expect_fail "too many arguments" 2 "too many" get db k extra
 expect_fail "unknown option" 2 "unknown option" get db --bogus k
 expect_fail "option missing its value" 2 "needs a value" get db k --cf

@@ -783,11 +783,13 @@ static int cmd_check(session *s) {
   if ((e = open_db(s, CAIRN_OPEN_RDONLY, 0)))
     return e;
   int rc = cairn_check(s->db, report_problem, &problems);
+  /* The problems themselves went to stdout; the one stderr line says how
+   * many there were (the engine's detail names the first). */
   if (rc == CAIRN_CORRUPT)
-    return db_fail(EXIT_DBERR, rc, "check: %s: %llu problem%s found", s->path,
+    return db_fail(EXIT_DBERR, rc, "check %s: %llu problem%s", s->path,
                    problems, problems == 1 ? "" : "s");
   if (rc != CAIRN_OK)
-    return db_fail(EXIT_DBERR, rc, "check");
+    return db_fail(EXIT_DBERR, rc, "check %s", s->path);
   printf("ok\n");
   return 0;
 }
@@ -798,16 +800,19 @@ static const struct command_def {
   const char *name;
   int min_ops, max_ops; /* operands after the command, DB included */
   int options;          /* OPT_* bits it accepts */
+  const char *synopsis; /* for "wrong number of arguments" errors */
 } command_defs[] = {
-    {"stat", 1, 1, OPT_HEX},
-    {"get", 2, 2, OPT_CF | OPT_HEX},
-    {"put", 3, 3, OPT_CF | OPT_PAGE_SIZE},
-    {"del", 2, 2, OPT_CF},
+    {"stat", 1, 1, OPT_HEX, "stat DB"},
+    {"get", 2, 2, OPT_CF | OPT_HEX, "get DB [--cf CF] KEY"},
+    {"put", 3, 3, OPT_CF | OPT_PAGE_SIZE, "put DB [--cf CF] KEY VALUE"},
+    {"del", 2, 2, OPT_CF, "del DB [--cf CF] KEY"},
     {"scan", 1, 1,
      OPT_CF | OPT_PREFIX | OPT_FROM | OPT_TO | OPT_REVERSE | OPT_LIMIT |
-         OPT_HEX},
-    {"cf", 2, 3, OPT_HEX},
-    {"check", 1, 1, 0},
+         OPT_HEX,
+     "scan DB [--cf CF] [--prefix P | --from A --to B] [--reverse] "
+     "[--limit N]"},
+    {"cf", 2, 3, OPT_HEX, "cf DB list | create NAME | drop NAME"},
+    {"check", 1, 1, 0, "check DB"},
 };
 
 static const char *option_name(int bit) {
@@ -827,11 +832,11 @@ static int run(const args *a, session *s) {
   if (!cmd)
     return usage_error("unknown command '%s'", a->pos[0]);
   int ops = a->npos - 1;
-  if (ops < cmd->min_ops)
-    return usage_error("%s: missing %s", cmd->name,
-                       ops == 0 ? "database path" : "arguments");
-  if (ops > cmd->max_ops)
-    return usage_error("%s: too many arguments", cmd->name);
+  if (ops < cmd->min_ops || ops > cmd->max_ops)
+    return usage_error("%s: %s; usage: cairn %s", cmd->name,
+                       ops < cmd->min_ops ? "missing arguments"
+                                          : "too many arguments",
+                       cmd->synopsis);
   int bad = a->seen & ~cmd->options;
   if (bad)
     return usage_error("option %s does not apply to %s",
