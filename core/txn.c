@@ -628,8 +628,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
   }
   free(ds);
-  txn_free_all(txn, cached);
-  rc = CAIRN_OK;
+  /* Still holding write_mu (released by txn_free_all): the sync
+   * bookkeeping belongs to the writer. */
   if (sync) {
     db->lazy_commits = 0;
     db->last_sync_ms = db_now_ms();
@@ -638,14 +638,12 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     if ((db->opts.lazy_sync_commits &&
          db->lazy_commits >= db->opts.lazy_sync_commits) ||
         (db->opts.lazy_sync_ms &&
-         db_now_ms() - db->last_sync_ms >= db->opts.lazy_sync_ms)) {
-      /* The commit itself succeeded; a failed sync is retried by the next
-       * one and reported by cairn_sync. */
-      cairn_mutex_lock(&db->write_mu);
+         db_now_ms() - db->last_sync_ms >= db->opts.lazy_sync_ms))
+      /* The commit itself succeeded; a failed automatic sync is retried
+       * by the next one and reported by cairn_sync. */
       (void)db_sync_locked(db);
-      cairn_mutex_unlock(&db->write_mu);
-    }
   }
+  txn_free_all(txn, cached);
   cairn__clearerr();
-  return rc;
+  return CAIRN_OK;
 }
