@@ -607,6 +607,12 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     cairn_abort(txn);
     return rc;
   }
+  /* The cache must hold the new content of reused page numbers before any
+   * reader can reach them through the new state. */
+  int cached = !db->pg.mapped;
+  for (size_t i = 0; i < n && cached; i++)
+    pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
+  free(ds);
   /* Publish. */
   cairn_mutex_lock(&db->meta_mu);
   db->cur = txn->snap;
@@ -622,12 +628,6 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   }
   if (frc) /* the pages are lost until reopen, nothing worse */
     cairn__seterr(frc, "out of memory recording free pages");
-  int cached = !db->pg.mapped;
-  for (size_t i = 0; i < n; i++) {
-    if (cached)
-      pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
-  }
-  free(ds);
   /* Still holding write_mu (released by txn_free_all): the sync
    * bookkeeping belongs to the writer. */
   if (sync) {
