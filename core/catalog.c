@@ -3,10 +3,10 @@
  * plus the process-wide map from handle (a persistent id) to name.
  *
  * Record (32 bytes, little-endian): u32 id, u32 depth, u64 root,
- * u64 entries, u64 reserved. Ids are never reused (meta.next_cf_id), so a
- * handle to a dropped column family can never silently reach a new one of
- * the same name. "default" (id 0) always exists; it has no record until it
- * first holds data.
+ * u64 entries, u64 reserved. Ids are never reused (meta.next_cf_id, and
+ * within one handle not even ids of aborted creates), so a handle to a
+ * dropped column family can never silently reach a new one. "default" (id 0)
+ * always exists; it has no record until it first holds data.
  *
  * Creates and drops change the catalog tree at once (so cf_list inside the
  * txn sees them); root and entry counts of modified column families are
@@ -164,12 +164,17 @@ int cairn_cf_open(cairn_txn *txn, const char *name, unsigned flags,
                          "cannot create column family '%s' in a read-only "
                          "transaction",
                          name);
-    else if (txn->snap.next_cf_id >= CATALOG_CF_ID)
+    else if (txn->snap.next_cf_id >= CATALOG_CF_ID ||
+             txn->db->next_cf_id >= CATALOG_CF_ID)
       rc = cairn__seterr(CAIRN_TOOBIG, "column family ids exhausted");
     else {
       memset(s, 0, sizeof *s);
-      s->id = (uint32_t)(txn->snap.next_cf_id ? txn->snap.next_cf_id : 1);
+      uint64_t id = txn->snap.next_cf_id;
+      if (id < txn->db->next_cf_id)
+        id = txn->db->next_cf_id;
+      s->id = (uint32_t)(id ? id : 1);
       txn->snap.next_cf_id = s->id + 1ull;
+      txn->db->next_cf_id = s->id + 1ull;
       s->dirty = 1;
       uint8_t rec[CF_RECORD_SIZE];
       encode(s, rec);

@@ -165,6 +165,7 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
   db->opts.platform = plat->name;
   db->rdonly = rdonly;
   db->cur = m;
+  db->file_pages = size / psize;
   db->durable_txnid = m.txnid;
   db->durable_slot = slot;
   db->last_sync_ms = db_now_ms();

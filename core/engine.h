@@ -261,10 +261,13 @@ struct cairn_db {
   int durable_slot;
   snapshot_count *snaps;
   size_t nsnaps, capsnaps;
-  freelist fl; /* writer-only */
-  cf_name *names;
+  freelist fl;    /* writer-only */
+  cf_name *names; /* every id handed out by this handle -> its name */
   size_t nnames, capnames;
-  cairn_txn *live; /* open txns, so close can end them */
+  uint64_t next_cf_id; /* writer-only: ids from aborted txns are burned too,
+                        * so a handle never names two column families */
+  cairn_txn *live;     /* open txns, so close can end them */
+  uint64_t file_pages; /* writer-only: pages the file is known to hold */
   uint32_t lazy_commits;
   uint64_t last_sync_ms;
 };

@@ -495,7 +495,22 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
     i = j + 1;
   }
   free(batch);
-  return rc;
+  if (rc)
+    return rc;
+  /* Pages allocated at the end and freed again in this txn were never
+   * written; the file must still hold every page the commit counts (a
+   * mapped reader would fault past the end of the file). */
+  cairn_db *db = txn->db;
+  uint64_t end = n ? ds[n - 1]->pgno + ds[n - 1]->npages : 0;
+  if (end > db->file_pages)
+    db->file_pages = end;
+  if (txn->snap.page_count > db->file_pages) {
+    rc = f->methods->truncate(f, txn->snap.page_count * psize);
+    if (rc)
+      return rc;
+    db->file_pages = txn->snap.page_count;
+  }
+  return CAIRN_OK;
 }
 
 uint64_t db_now_ms(void); /* db.c */
