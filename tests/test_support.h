@@ -46,7 +46,7 @@ uint64_t ts_below(ts_rng *r, uint64_t n);
 /* 1 with probability num/den. */
 int ts_chance(ts_rng *r, unsigned num, unsigned den);
 
-/* CAIRN_TEST_SCALE (float, default 1). */
+/* CAIRN_TEST_SCALE (float; default 1, or 0.3 in ASan/MSan builds). */
 double ts_scale(void);
 /* n scaled, at least lo. */
 long ts_scaled(long n, long lo);
