@@ -18,7 +18,8 @@
  *
  * A failure prints the seed and op index. Replay one sequence with
  *   CAIRN_MODEL_SEED=N [CAIRN_MODEL_VERBOSE=1] ./test_model
- * CAIRN_TEST_SCALE scales the number of sequences (default 1: 1500).
+ * CAIRN_TEST_SCALE scales the number of sequences (default 1: 1500, every
+ * tenth of them 1000 ops long instead of 150).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -569,6 +570,51 @@ static int op_read(seq *s, int walk) {
   return ok;
 }
 
+/* Many puts at once (deep trees, splits) or the deletion of a run of
+ * adjacent keys (merges, rebalancing). */
+static int op_bulk(seq *s) {
+  if (!begin_write(s))
+    return 0;
+  int ci = pick_cf(s, &s->pend);
+  cairn_cf h;
+  if (handle(s, s->w, &s->pend, s->hpend, s->hpend_ok,
+             name_index(s->pend.name[ci]), &h) != 1)
+    return 0;
+  ts_map *m = &s->pend.map[ci];
+  if (ts_chance(&s->r, 2, 3)) {
+    set_ctx(s, "bulk put");
+    int n = 20 + (int)ts_below(&s->r, 300);
+    vlog(s, "bulk put of %d keys in %s", n, s->pend.name[ci]);
+    for (int i = 0; i < n; i++) {
+      uint8_t k[48];
+      size_t kn = gen_key(&s->r, k);
+      size_t vn = (size_t)ts_below(&s->r, 60);
+      uint64_t vs = ts_next(&s->r);
+      ts_fill(s->vbuf, vn, vs);
+      if (!SCHECK_OK(s,
+                     cairn_put(s->w, h, ts_sl(k, kn), ts_sl(s->vbuf, vn), 0)))
+        return 0;
+      ts_map_put(m, k, kn, vs, vn);
+    }
+    return 1;
+  }
+  set_ctx(s, "bulk delete of a run");
+  if (!m->n)
+    return 1;
+  size_t from = (size_t)ts_below(&s->r, m->n);
+  size_t n = 1 + (size_t)ts_below(&s->r, 150);
+  if (from + n > m->n)
+    n = m->n - from;
+  vlog(s, "delete %zu adjacent keys in %s", n, s->pend.name[ci]);
+  for (size_t i = 0; i < n; i++) {
+    const ts_ent *e = &m->e[from];
+    if (!SCHECK_OK(s, cairn_del(s->w, h, ts_sl(e->key, e->klen))))
+      return 0;
+    ts_map_del(m, e->key, e->klen);
+  }
+  return 1;
+}
+
 static int op_mutating_walk(seq *s) {
   if (!begin_write(s))
     return 0;
@@ -829,6 +875,8 @@ static void run_seq(uint64_t seed, const char *plat, const char *dir,
       ok = op_snapshot(s);
     else if (x < 935)
       ok = op_check(s);
+    else if (x < 945)
+      ok = op_bulk(s);
     else if (x < 985)
       ok = s->w ? (set_ctx(s, "compare write txn"),
                    full_compare(s, s->w, &s->pend))
@@ -875,6 +923,9 @@ out:
   free(s);
 }
 
+/* Most sequences are short; every tenth is long and grows deeper trees. */
+static int seq_ops(uint64_t seed) { return seed % 10 == 0 ? 1000 : 150; }
+
 int main(void) {
   double t0 = ts_now_ms();
   const char *e = getenv("CAIRN_MODEL_SEED");
@@ -892,7 +943,7 @@ int main(void) {
     if (seed % 20 == 19)
       plat = "unix";
 #endif
-    run_seq(seed, plat, strcmp(plat, "unix") == 0 ? dir : NULL, 150);
+    run_seq(seed, plat, strcmp(plat, "unix") == 0 ? dir : NULL, seq_ops(seed));
   } else {
     long n = ts_scaled(1500, 20);
     for (long i = 0; i < n; i++) {
@@ -903,7 +954,8 @@ int main(void) {
         plat = "unix";
 #endif
       int before = test_failed_count;
-      run_seq(seed, plat, strcmp(plat, "unix") == 0 ? dir : NULL, 150);
+      run_seq(seed, plat, strcmp(plat, "unix") == 0 ? dir : NULL,
+              seq_ops(seed));
       if (test_failed_count != before && ++failed_seqs >= 10) {
         printf("stopping after 10 failed sequences\n");
         break;
