@@ -164,9 +164,9 @@ stage_deps() {
     sudo=(sudo)
   fi
   say "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  quiet apt-update "${sudo[@]}" apt-get update -q
-  quiet apt-install "${sudo[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  quiet apt-update "${apt[@]}" update -q
+  quiet apt-install "${apt[@]}" install -y -q --no-install-recommends "${PACKAGES[@]}"
   stage_end "ok installed ${missing[*]}"
 }
 

@@ -23,9 +23,9 @@ if ((${#missing[@]} > 0)); then
   echo "==== demo: installing ${missing[*]} ===="
   sudo=()
   if ((EUID != 0)); then sudo=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q >/dev/null
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  "${apt[@]}" update -q >/dev/null
+  "${apt[@]}" install -y -q --no-install-recommends "${PACKAGES[@]}" >/dev/null
 fi
 
 if [[ ! -f $ROOT/tools/cairn_demo.c ]]; then
