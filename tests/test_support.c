@@ -596,6 +596,54 @@ int ts_file_remove(const char *platform, const char *path) {
   return p->remove(p, path);
 }
 
+/* ---- the documented file format ------------------------------------------ */
+
+uint32_t ts_crc32c(const void *p, size_t n) {
+  static uint32_t table[256];
+  static int ready;
+  const uint8_t *b = p;
+  uint32_t c = 0xffffffffu;
+  if (!ready) {
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t x = i;
+      for (int k = 0; k < 8; k++)
+        x = (x & 1) ? (x >> 1) ^ 0x82f63b78u : x >> 1;
+      table[i] = x;
+    }
+    ready = 1;
+  }
+  for (size_t i = 0; i < n; i++)
+    c = table[(c ^ b[i]) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+static uint32_t ld32le(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+void ts_reseal_page(uint8_t *buf, size_t avail, uint32_t psize) {
+  uint64_t span = psize;
+  unsigned type = (unsigned)buf[4] | (unsigned)buf[5] << 8;
+  if (avail < 32)
+    return;
+  if (type == 1)
+    span = 256;
+  else if (type == 4)
+    span = 32 + (uint64_t)ld32le(buf + 28);
+  if (span > avail)
+    span = avail;
+  uint32_t crc = ts_crc32c(buf + 4, (size_t)span - 4);
+  for (int i = 0; i < 4; i++)
+    buf[i] = (uint8_t)(crc >> (8 * i));
+}
+
+uint32_t ts_image_page_size(const uint8_t *img, size_t n) {
+  if (n < 256 || memcmp(img + 32, "cairnDB", 8) != 0)
+    return 0;
+  return ld32le(img + 44);
+}
+
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
 char *ts_mkdtemp(void) {
   const char *base = getenv("TMPDIR");

@@ -147,6 +147,19 @@ int ts_file_read(const char *platform, const char *path, uint8_t **data,
                  size_t *n);
 int ts_file_remove(const char *platform, const char *path);
 
+/* ---- the documented file format (core/FORMAT.md), for forging damage ---- */
+
+/* CRC-32C (Castagnoli), a plain independent implementation. */
+uint32_t ts_crc32c(const void *p, size_t n);
+/* Recompute the checksum of the page at buf (psize bytes available) the way
+ * FORMAT.md defines it: meta pages (type 1) over bytes 4..255, overflow
+ * runs (type 4) over header + value (clipped to avail bytes), all others
+ * over the whole page. Lets a test plant damage that passes the checksum,
+ * so the engine's structural validation is what must catch it. */
+void ts_reseal_page(uint8_t *buf, size_t avail, uint32_t psize);
+/* Page size of a database image from its meta page 0 (0 if unreadable). */
+uint32_t ts_image_page_size(const uint8_t *img, size_t n);
+
 /* Directory helpers for the unix platform (native builds only). */
 char *ts_mkdtemp(void); /* malloc'd path of a new empty directory */
 void ts_rmtree(const char *dir);
