@@ -173,6 +173,7 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
   cairn_mutex_init(&db->meta_mu);
   rc = pager_open(&db->pg, plat, f, psize, !(o.flags & CAIRN_OPEN_NOMMAP),
                   o.cache_pages, size);
+  db->pg.metrics = &db->metrics;
   if (!rc)
     rc = pager_ensure_map(&db->pg, m.page_count * psize);
   if (!rc && !rdonly) {

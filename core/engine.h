@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "cairn.h"
+#include "metrics.h"
 #include "page.h"
 #include "pgmap.h"
 #include "platform.h"
@@ -72,6 +73,7 @@ typedef struct pager {
   cache_entry *lru_head; /* unpinned entries, most recent first */
   cache_entry *lru_tail;
   size_t cache_cap, cache_pages;
+  metrics *metrics; /* the owning database's counters */
 } pager;
 
 struct cache_entry {
@@ -267,6 +269,7 @@ struct cairn_db {
   uint64_t next_cf_id; /* writer-only: ids from aborted txns are burned too,
                         * so a handle never names two column families */
   cairn_txn *live;     /* open txns, so close can end them */
+  metrics metrics;
   uint64_t file_pages; /* writer-only: pages the file is known to hold */
   uint32_t lazy_commits;
   uint64_t last_sync_ms;

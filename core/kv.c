@@ -29,9 +29,16 @@ int cairn_get(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice *val) {
   cf_state *s = txn_cf(txn, cf, &rc);
   if (!s)
     return rc;
+  metrics *m = &txn->db->metrics;
+  uint64_t t0 = metrics_sample() ? metrics_now_ns() : 0;
   rc = btree_get(txn, s, key.data, key.size, val);
-  if (rc == CAIRN_NOTFOUND)
+  METRIC_ADD(m, gets, 1);
+  if (t0)
+    histo_record(&m->get, metrics_now_ns() - t0);
+  if (rc == CAIRN_NOTFOUND) {
+    METRIC_ADD(m, get_misses, 1);
     return cairn__seterr(CAIRN_NOTFOUND, "key not found");
+  }
   if (!rc)
     cairn__clearerr();
   return rc;
@@ -62,7 +69,12 @@ int cairn_put(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice val,
   cf_state *s = txn_cf(txn, cf, &rc);
   if (!s)
     return rc;
+  metrics *m = &txn->db->metrics;
+  uint64_t t0 = metrics_sample() ? metrics_now_ns() : 0;
   rc = btree_put(txn, s, key.data, key.size, val.data, val.size, flags);
+  METRIC_ADD(m, puts, 1);
+  if (t0)
+    histo_record(&m->put, metrics_now_ns() - t0);
   if (rc == CAIRN_EXISTS)
     return cairn__seterr(CAIRN_EXISTS, "key already exists");
   if (!rc)
@@ -80,6 +92,7 @@ int cairn_del(cairn_txn *txn, cairn_cf cf, cairn_slice key) {
   if (!s)
     return rc;
   rc = btree_del(txn, s, key.data, key.size);
+  METRIC_ADD(&txn->db->metrics, dels, 1);
   if (rc == CAIRN_NOTFOUND)
     return cairn__seterr(CAIRN_NOTFOUND, "key not found");
   if (!rc)

@@ -197,6 +197,7 @@ static void evict(pager *pg) {
     pgmap_del(&pg->cache, e->pgno);
     pg->cache_pages -= e->npages;
     entry_free(e);
+    METRIC_ADD(pg->metrics, cache_evictions, 1);
   }
 }
 
@@ -274,8 +275,11 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
     e->npages = npages;
     e->data = buf;
     pg->cache_pages += npages;
-  } else if (e->refs == 0) {
-    lru_unlink(pg, e);
+    METRIC_ADD(pg->metrics, cache_misses, 1);
+  } else {
+    if (e->refs == 0)
+      lru_unlink(pg, e);
+    METRIC_ADD(pg->metrics, cache_hits, 1);
   }
   e->refs++;
   cairn_mutex_unlock(&pg->cache_mu);

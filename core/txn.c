@@ -97,7 +97,9 @@ int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno) {
   } else if (freelist_take(&txn->db->fl, n, &pg) == CAIRN_OK) {
     for (uint64_t i = 0; i < n; i++)
       txn->taken.v[txn->taken.len++] = pg + i; /* reserved above */
+    METRIC_ADD(&txn->db->metrics, pages_reused, n);
   } else {
+    METRIC_ADD(&txn->db->metrics, pages_allocated_new, n);
     if (txn->snap.page_count + n < txn->snap.page_count ||
         txn->snap.page_count + n > (UINT64_MAX / psize))
       return txn_fail(txn,
@@ -446,6 +448,8 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
 void cairn_abort(cairn_txn *txn) {
   if (!txn)
     return;
+  if (!txn->rdonly)
+    METRIC_ADD(&txn->db->metrics, aborts, 1);
   if (!txn->rdonly && txn->taken.len)
     freelist_return(&txn->db->fl, &txn->taken);
   txn_free_all(txn, 0);
@@ -472,6 +476,14 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
     page_seal(d->buf, txn->snap.txnid, (uint32_t)span);
     pager_invalidate(pg, d->pgno, d->npages);
   }
+  uint64_t pages = 0;
+  for (size_t k = 0; k < n; k++)
+    pages += ds[k]->npages;
+  metrics *m = &txn->db->metrics;
+  METRIC_ADD(m, pages_written, pages);
+  METRIC_ADD(m, bytes_written, pages * psize);
+  METRIC_SET(m, last_commit_pages, pages);
+  METRIC_SET(m, last_commit_bytes, pages * psize);
   size_t i = 0;
   int rc = CAIRN_OK;
   while (i < n && !rc) {
@@ -527,6 +539,7 @@ int db_sync_locked(cairn_db *db) {
     return cairn__seterr(CAIRN_IO, "an earlier commit failed writing its "
                                    "meta page; reopen the database");
   cairn_file *f = db->pg.file;
+  uint64_t t0 = metrics_now_ns();
   int rc = f->methods->sync(f);
   if (rc)
     return rc; /* nothing references unsynced pages yet: safe to retry */
@@ -537,6 +550,8 @@ int db_sync_locked(cairn_db *db) {
     db->poisoned = 1;
     return rc;
   }
+  METRIC_ADD(&db->metrics, syncs, 1);
+  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
   cairn_mutex_lock(&db->meta_mu);
   db->durable_txnid = m.txnid;
   db->durable_slot = slot;
@@ -575,10 +590,14 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   for (size_t i = 0; i < txn->ncfs && !changed; i++)
     changed = txn->cfs[i]->dirty || txn->cfs[i]->dropped;
   if (!changed) {
-    cairn_abort(txn);
+    if (txn->taken.len) /* pages taken and given back within the txn */
+      freelist_return(&db->fl, &txn->taken);
+    txn_free_all(txn, 0);
+    METRIC_ADD(&db->metrics, commits_empty, 1);
     cairn__clearerr();
     return CAIRN_OK;
   }
+  uint64_t t0 = metrics_now_ns();
   int rc = catalog_flush(txn);
   if (!rc)
     rc = freelist_persist(txn);
@@ -608,6 +627,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   int slot = 1 - db->durable_slot;
   if (!rc && sync) {
     cairn_file *f = db->pg.file;
+    uint64_t s0 = metrics_now_ns();
     rc = f->methods->sync(f);
     if (!rc) {
       rc = meta_write(f, &txn->snap, slot, db->pg.psize);
@@ -615,6 +635,10 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
         rc = f->methods->sync(f);
       if (rc)
         db->poisoned = 1;
+      else {
+        METRIC_ADD(&db->metrics, syncs, 1);
+        histo_record(&db->metrics.sync, metrics_now_ns() - s0);
+      }
     }
   }
   if (rc) {
@@ -636,6 +660,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     db->durable_slot = slot;
   }
   cairn_mutex_unlock(&db->meta_mu);
+  METRIC_ADD(&db->metrics, pages_freed, txn->freed.len);
   int frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed);
   if (!frc && txn->local_free.len) {
     pgvec_sort(&txn->local_free);
@@ -659,6 +684,11 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       (void)db_sync_locked(db);
   }
   txn_free_all(txn, cached);
+  metrics *m = &db->metrics;
+  METRIC_ADD(m, commits, 1);
+  METRIC_ADD(m, commits_sync, sync ? 1 : 0);
+  METRIC_ADD(m, commits_lazy, sync ? 0 : 1);
+  histo_record(&m->commit, metrics_now_ns() - t0);
   cairn__clearerr();
   return CAIRN_OK;
 }

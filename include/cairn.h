@@ -228,6 +228,38 @@ int cairn_cf_stat_get(cairn_txn *txn, cairn_cf cf, cairn_cf_stat *out);
 /* Statistics of the whole database (pages_in_use walks every tree). */
 int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out);
 
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Latency of one kind of operation since the database was opened.
+ * Percentiles come from a log-linear histogram (within 1/8 of the true
+ * value). get and put are sampled (every 16th call per thread) so timing
+ * stays off the hot path; commit and sync are timed every call. */
+typedef struct cairn_latency {
+  uint64_t count; /* operations timed */
+  uint64_t mean_ns;
+  uint64_t p50_ns;
+  uint64_t p99_ns;
+  uint64_t p999_ns;
+  uint64_t max_ns;
+} cairn_latency;
+
+/* Counters since the database was opened (this handle, this process). */
+typedef struct cairn_metrics {
+  uint64_t gets, get_misses, puts, dels;
+  uint64_t commits, commits_sync, commits_lazy, commits_empty, aborts;
+  uint64_t syncs; /* durable points: sync commits and lazy-mode syncs */
+  uint64_t pages_written, bytes_written;         /* by commits, in total */
+  uint64_t last_commit_pages, last_commit_bytes; /* by the newest commit */
+  uint64_t pages_allocated_new;                  /* file growth, in pages */
+  uint64_t pages_reused; /* allocations served by the freelist */
+  uint64_t pages_freed;  /* pages commits released */
+  uint64_t cache_hits, cache_misses, cache_evictions; /* cached mode only */
+  uint64_t checkpoints; /* reserved for the write-ahead log: 0 */
+  cairn_latency get, put, commit, sync;
+} cairn_metrics;
+
+int cairn_metrics_get(cairn_db *db, cairn_metrics *out);
+
 /* ---- integrity ---------------------------------------------------------- */
 
 /* Walk every page of the newest commit: page checksums, key order within and
