@@ -55,6 +55,17 @@ static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
   m.page_size = psize;
   m.page_count = 2;
   m.next_cf_id = 1;
+  /* An identity that backups and restores check. No entropy source is
+   * common to every host, so mix the clock, an address and a counter. */
+  uint64_t seed = metrics_now_ns() ^ (uint64_t)(uintptr_t)&m ^
+                  ((uint64_t)counter << 48) ^ (uint64_t)(uintptr_t)path;
+  for (int i = 0; i < 2; i++) {
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    memcpy(m.db_id + 8 * i, &z, 8);
+  }
   m.txnid = 1;
   meta_encode(&m, buf, 0);
   m.txnid = 0;

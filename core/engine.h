@@ -43,6 +43,7 @@ typedef struct meta {
   uint64_t freelist_head;
   uint64_t freelist_count;
   uint64_t next_cf_id;
+  uint8_t db_id[16]; /* random at creation: names this database for good */
 } meta;
 
 /* ---- pager ------------------------------------------------------------- */

@@ -377,6 +377,7 @@ void meta_encode(const meta *m, uint8_t *b, uint64_t slot) {
   st64(b + 80, m->freelist_head);
   st64(b + 88, m->freelist_count);
   st64(b + 96, m->next_cf_id);
+  memcpy(b + 104, m->db_id, 16);
   st32(b, cairn_crc32c(0, b + 4, META_SPAN - 4));
 }
 
@@ -405,6 +406,7 @@ static int meta_decode(const uint8_t *b, uint64_t slot, meta *m) {
   m->freelist_head = ld64(b + 80);
   m->freelist_count = ld64(b + 88);
   m->next_cf_id = ld64(b + 96);
+  memcpy(m->db_id, b + 104, 16);
   if (!valid_psize(m->page_size) || m->page_count < 2 ||
       m->catalog_root >= m->page_count || m->freelist_head >= m->page_count ||
       m->freelist_count >= m->page_count || m->catalog_depth > MAX_DEPTH ||
