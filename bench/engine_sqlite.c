@@ -81,6 +81,9 @@ static int conn_open(conn *c, const char *path, int writer) {
                           SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK)
     return fail("open", c->db);
+  /* WAL readers and the writer do not block each other; the timeout only
+   * covers rare transient SQLITE_BUSY (WAL recovery, checkpoints). */
+  sqlite3_busy_timeout(c->db, 10000);
   if (exec(c, "PRAGMA journal_mode=WAL") ||
       exec(c, "PRAGMA synchronous=FULL") || exec(c, "PRAGMA cache_size=-65536"))
     return -1;
