@@ -68,6 +68,7 @@ typedef struct opts {
   uint64_t n;       /* keys loaded by W1, gets of W3, puts of W6 */
   uint64_t commits; /* commits of W2, W7, W8 and each W9 pass */
   uint64_t scans;   /* W5 */
+  int repeat;       /* runs of every engine; the report gives medians */
   int engine_on[N_ENGINES];
   int wl_on[NW];
   const char *dir;
@@ -803,6 +804,52 @@ static void host_describe(host_info *h, const char *dir) {
   }
 }
 
+/* ---- medians of repeated runs -------------------------------------------- */
+
+static double median(double *x, int n) {
+  qsort(x, (size_t)n, sizeof *x, cmp_double);
+  return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+}
+
+/* out = engine e over its runs: the median of every figure the runs have,
+ * total time, the first failure. */
+static void summarize(const eng_result *raw, int repeat, size_t e,
+                      eng_result *out) {
+  double x[64];
+  int n;
+  memset(out, 0, sizeof *out);
+#define MEDIAN_OF(field, cond)                                                 \
+  do {                                                                         \
+    n = 0;                                                                     \
+    for (int r_ = 0; r_ < repeat && r_ < 64; r_++) {                           \
+      const eng_result *q = &raw[(size_t)r_ * N_ENGINES + e];                  \
+      if (cond)                                                                \
+        x[n++] = q->field;                                                     \
+    }                                                                          \
+    if (n)                                                                     \
+      out->field = median(x, n);                                               \
+  } while (0)
+  for (int i = 0; i < R_COUNT; i++) {
+    MEDIAN_OF(v[i], q->have[i]);
+    out->have[i] = n > 0;
+  }
+  MEDIAN_OF(w1_bytes, q->have[R_W1]);
+  MEDIAN_OF(w9_size1, q->have[R_W9]);
+  MEDIAN_OF(w9_size10, q->have[R_W9]);
+  MEDIAN_OF(w9_logical, q->have[R_W9]);
+#undef MEDIAN_OF
+  for (int r = 0; r < repeat; r++) {
+    const eng_result *q = &raw[(size_t)r * N_ENGINES + e];
+    out->ran |= q->ran;
+    out->seconds += q->seconds;
+    out->cpu_seconds += q->cpu_seconds;
+    if (q->status && !out->status)
+      out->status = q->status;
+    if (q->version[0])
+      memcpy(out->version, q->version, sizeof out->version);
+  }
+}
+
 /* ---- the report ------------------------------------------------------- */
 
 static void fmt_value(int id, double x, char *out, size_t n) {
@@ -861,6 +908,11 @@ static void report_markdown(FILE *f, const opts *o, const host_info *h,
           "commits × %d puts; W5: %llu scans\n\n",
           (unsigned long long)o->n, o->scale, (unsigned long long)o->commits,
           W2_PUTS, (unsigned long long)o->scans);
+  if (o->repeat > 1)
+    fprintf(f,
+            "- every figure is the median of %d runs per engine, the engines "
+            "interleaved (run 1 of each, then run 2, ...)\n",
+            o->repeat);
   fprintf(f, "- cairn commit: %s\n", h->commit);
   fprintf(f,
           "- fdatasync median %.3f ms (200 × append 4 KiB + fdatasync before "
@@ -932,7 +984,7 @@ static void report_markdown(FILE *f, const opts *o, const host_info *h,
              "needs none.\n\nEngines:\n\n");
   for (size_t e = 0; e < N_ENGINES; e++)
     if (o->engine_on[e])
-      fprintf(f, "- %s %s: %s (ran %.0f s, %.0f s CPU)%s\n",
+      fprintf(f, "- %s %s: %s (ran %.0f s, %.0f s CPU in all)%s\n",
               all_engines[e]->name, res[e].version, all_engines[e]->config,
               res[e].seconds, res[e].cpu_seconds,
               res[e].status ? " — FAILED its checks" : "");
@@ -951,15 +1003,30 @@ static void json_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+static const char *const json_keys[R_COUNT] = {
+    "W1_keys_per_s",    "W1_space_amplification",
+    "W2_commits_per_s", "W3_gets_per_s",
+    "W4_keys_per_s",    "W5_scans_per_s",
+    "W6_puts_per_s",    "W7_commits_per_s",
+    "W8_gets_per_s",    "W8_commits_per_s",
+    "W9_growth",        "peak_rss_mib"};
+
+/* The figures of one result as JSON members (", \"key\": value" each). */
+static void json_figures(FILE *f, const eng_result *r) {
+  for (int i = 0; i < R_COUNT; i++)
+    if (r->have[i])
+      fprintf(f, ", \"%s\": %.6g", json_keys[i], r->v[i]);
+  if (r->have[R_W1])
+    fprintf(f, ", \"W1_bytes_on_disk\": %.0f", r->w1_bytes);
+  if (r->have[R_W9])
+    fprintf(f,
+            ", \"W9_bytes_pass1\": %.0f, \"W9_bytes_pass10\": %.0f, "
+            "\"W9_logical_growth\": %.4f",
+            r->w9_size1, r->w9_size10, r->w9_logical);
+}
+
 static void report_json(const char *path, const opts *o, const host_info *h,
-                        const eng_result *res) {
-  static const char *const keys[R_COUNT] = {
-      "W1_keys_per_s",    "W1_space_amplification",
-      "W2_commits_per_s", "W3_gets_per_s",
-      "W4_keys_per_s",    "W5_scans_per_s",
-      "W6_puts_per_s",    "W7_commits_per_s",
-      "W8_gets_per_s",    "W8_commits_per_s",
-      "W9_growth",        "peak_rss_mib"};
+                        const eng_result *res, const eng_result *raw) {
   FILE *f = fopen(path, "w");
   if (!f)
     die("cannot write %s: %s", path, strerror(errno));
@@ -979,17 +1046,19 @@ static void report_json(const char *path, const opts *o, const host_info *h,
   fprintf(f, ",\n  \"loadavg_end\": ");
   json_str(f, h->load_end);
   fprintf(f,
-          ",\n  \"scale\": %g,\n  \"n\": %llu,\n  \"commits\": %llu,\n"
+          ",\n  \"repeat\": %d,\n  \"scale\": %g,\n  \"n\": %llu,\n"
+          "  \"commits\": %llu,\n"
           "  \"puts_per_commit\": %d,\n  \"scans\": %llu,\n"
           "  \"fdatasync_median_ms\": %.4f,\n"
           "  \"fdatasync_p10_ms\": %.4f,\n"
           "  \"fdatasync_p90_ms\": %.4f,\n"
           "  \"fdatasync_median_after_ms\": %.4f,\n"
           "  \"memcpy_gb_per_s\": %.2f,\n  \"engines\": {",
-          o->scale, (unsigned long long)o->n, (unsigned long long)o->commits,
-          W2_PUTS, (unsigned long long)o->scans, h->fsync_start.p50 * 1e3,
-          h->fsync_start.p10 * 1e3, h->fsync_start.p90 * 1e3,
-          h->fsync_end.p50 * 1e3, h->memcpy_bps / 1e9);
+          o->repeat, o->scale, (unsigned long long)o->n,
+          (unsigned long long)o->commits, W2_PUTS, (unsigned long long)o->scans,
+          h->fsync_start.p50 * 1e3, h->fsync_start.p10 * 1e3,
+          h->fsync_start.p90 * 1e3, h->fsync_end.p50 * 1e3,
+          h->memcpy_bps / 1e9);
   int first = 1;
   for (size_t e = 0; e < N_ENGINES; e++) {
     if (!o->engine_on[e])
@@ -1003,17 +1072,16 @@ static void report_json(const char *path, const opts *o, const host_info *h,
     fprintf(f, ", \"ok\": %s, \"seconds\": %.2f, \"cpu_seconds\": %.2f",
             res[e].ran && res[e].status == 0 ? "true" : "false", res[e].seconds,
             res[e].cpu_seconds);
-    for (int i = 0; i < R_COUNT; i++)
-      if (res[e].have[i])
-        fprintf(f, ", \"%s\": %.6g", keys[i], res[e].v[i]);
-    if (res[e].have[R_W1])
-      fprintf(f, ", \"W1_bytes_on_disk\": %.0f", res[e].w1_bytes);
-    if (res[e].have[R_W9])
-      fprintf(f,
-              ", \"W9_bytes_pass1\": %.0f, \"W9_bytes_pass10\": %.0f, "
-              "\"W9_logical_growth\": %.4f",
-              res[e].w9_size1, res[e].w9_size10, res[e].w9_logical);
-    fprintf(f, "}");
+    json_figures(f, &res[e]);
+    fprintf(f, ", \"runs\": [");
+    for (int r = 0; r < o->repeat; r++) {
+      const eng_result *q = &raw[(size_t)r * N_ENGINES + e];
+      fprintf(f, "%s{\"ok\": %s, \"seconds\": %.2f", r ? ", " : "",
+              q->ran && q->status == 0 ? "true" : "false", q->seconds);
+      json_figures(f, q);
+      fprintf(f, "}");
+    }
+    fprintf(f, "]}");
   }
   fprintf(f, "\n  },\n  \"cairn_vs_best_peer\": {");
   first = 1;
@@ -1023,7 +1091,7 @@ static void report_json(const char *path, const opts *o, const host_info *h,
     if (!row_shown(&rows[i], o) || !versus(&rows[i], res, o, &ratio, &best))
       continue;
     fprintf(f, "%s\n    \"%s\": {\"ratio\": %.4f, \"best_peer\": \"%s\"}",
-            first ? "" : ",", keys[rows[i].id], ratio, best);
+            first ? "" : ",", json_keys[rows[i].id], ratio, best);
     first = 0;
   }
   fprintf(f, "\n  },\n  \"ratio_note\": \"> 1 means cairn is better\"\n}\n");
@@ -1035,11 +1103,14 @@ static void report_json(const char *path, const opts *o, const host_info *h,
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: cairn-bench [--scale F | --quick] [--engines a,b,...]\n"
+          "usage: cairn-bench [--scale F | --quick] [--repeat K] "
+          "[--engines a,b,...]\n"
           "                   [--workloads W1,W2,...] [--dir D] [--json FILE]\n"
           "  --scale F      N = 1,000,000 × F keys; commits and scans scale "
           "too (default 1)\n"
           "  --quick        --scale 0.01, a smoke run\n"
+          "  --repeat K     run every engine K times (interleaved) and report "
+          "medians\n"
           "  --engines      any of cairn,lmdb,rocksdb,leveldb,sqlite "
           "(default all)\n"
           "  --workloads    any of W1..W9 (default all)\n"
@@ -1089,6 +1160,7 @@ int main(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   memset(&h, 0, sizeof h);
   o.scale = 1;
+  o.repeat = 1;
   o.dir = "bench-data";
   for (size_t e = 0; e < N_ENGINES; e++)
     o.engine_on[e] = 1;
@@ -1115,6 +1187,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cairn-bench: bad --scale %s\n", val);
         return 2;
       }
+    } else if (!strcmp(a, "--repeat")) {
+      char *end;
+      long k = strtol(val, &end, 10);
+      if (*end || k < 1 || k > 64) {
+        fprintf(stderr, "cairn-bench: bad --repeat %s (1..64)\n", val);
+        return 2;
+      }
+      o.repeat = (int)k;
     } else if (!strcmp(a, "--engines")) {
       parse_list(val, "engine", o.engine_on, (int)N_ENGINES, engine_index);
     } else if (!strcmp(a, "--workloads")) {
@@ -1156,61 +1236,75 @@ int main(int argc, char **argv) {
           h.fsync_start.p50 * 1e3, h.fsync_start.p10 * 1e3,
           h.fsync_start.p90 * 1e3, h.memcpy_bps / 1e9);
 
-  eng_result *res =
-      mmap(NULL, sizeof(eng_result) * N_ENGINES, PROT_READ | PROT_WRITE,
+  /* raw[r * N_ENGINES + e]: run r of engine e, written by the child. */
+  size_t nraw = (size_t)o.repeat * N_ENGINES;
+  eng_result *raw =
+      mmap(NULL, sizeof(eng_result) * nraw, PROT_READ | PROT_WRITE,
            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (res == MAP_FAILED)
+  if (raw == MAP_FAILED)
     die("mmap: %s", strerror(errno));
-  memset(res, 0, sizeof(eng_result) * N_ENGINES);
+  memset(raw, 0, sizeof(eng_result) * nraw);
 
   int failed = 0;
-  for (size_t e = 0; e < N_ENGINES; e++) {
-    if (!o.engine_on[e])
-      continue;
-    fprintf(stderr, "%s:\n", all_engines[e]->name);
-    fflush(stderr);
-    fflush(stdout);
-    double t0 = now();
-    pid_t pid = fork();
-    if (pid < 0)
-      die("fork: %s", strerror(errno));
-    if (pid == 0) {
-      run_engine(&o, all_engines[e], run_dir, &res[e]);
+  /* Runs interleave the engines (run 1 of each, then run 2, ...), so a
+   * burst of other work on the machine does not land on one engine only. */
+  for (int rnum = 0; rnum < o.repeat; rnum++) {
+    for (size_t e = 0; e < N_ENGINES; e++) {
+      if (!o.engine_on[e])
+        continue;
+      eng_result *res = &raw[(size_t)rnum * N_ENGINES + e];
+      if (o.repeat > 1)
+        fprintf(stderr, "%s (run %d of %d):\n", all_engines[e]->name, rnum + 1,
+                o.repeat);
+      else
+        fprintf(stderr, "%s:\n", all_engines[e]->name);
       fflush(stderr);
-      _exit(0);
+      fflush(stdout);
+      double t0 = now();
+      pid_t pid = fork();
+      if (pid < 0)
+        die("fork: %s", strerror(errno));
+      if (pid == 0) {
+        run_engine(&o, all_engines[e], run_dir, res);
+        fflush(stderr);
+        _exit(0);
+      }
+      int status;
+      struct rusage ru;
+      while (wait4(pid, &status, 0, &ru) < 0)
+        if (errno != EINTR)
+          die("wait4: %s", strerror(errno));
+      res->ran = 1;
+      res->seconds = now() - t0;
+      res->cpu_seconds =
+          (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+      res->v[R_RSS] = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+      res->have[R_RSS] = 1;
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        res->status = 0;
+      } else {
+        res->status =
+            WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+        fprintf(stderr, "*** %s: FAILED (%s %d): its results are incomplete\n",
+                all_engines[e]->name,
+                WIFEXITED(status) ? "exit status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        failed = 1;
+        /* leftovers of the failed engine */
+        char p[4200];
+        path_join(p, sizeof p, run_dir, all_engines[e]->name, "");
+        rm_rf(p);
+        path_join(p, sizeof p, run_dir, all_engines[e]->name, "-w6");
+        rm_rf(p);
+      }
+      fprintf(stderr, "  [%s] %.1f s, peak RSS %.0f MiB\n",
+              all_engines[e]->name, res->seconds, res->v[R_RSS]);
     }
-    int status;
-    struct rusage ru;
-    while (wait4(pid, &status, 0, &ru) < 0)
-      if (errno != EINTR)
-        die("wait4: %s", strerror(errno));
-    res[e].ran = 1;
-    res[e].seconds = now() - t0;
-    res[e].cpu_seconds =
-        (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-    res[e].v[R_RSS] = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
-    res[e].have[R_RSS] = 1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      res[e].status = 0;
-    } else {
-      res[e].status =
-          WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      fprintf(stderr, "*** %s: FAILED (%s %d): its results are incomplete\n",
-              all_engines[e]->name,
-              WIFEXITED(status) ? "exit status" : "signal",
-              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-      failed = 1;
-      /* leftovers of the failed engine */
-      char p[4200];
-      path_join(p, sizeof p, run_dir, all_engines[e]->name, "");
-      rm_rf(p);
-      path_join(p, sizeof p, run_dir, all_engines[e]->name, "-w6");
-      rm_rf(p);
-    }
-    fprintf(stderr, "  [%s] %.1f s, peak RSS %.0f MiB\n", all_engines[e]->name,
-            res[e].seconds, res[e].v[R_RSS]);
   }
+  eng_result res[N_ENGINES];
+  for (size_t e = 0; e < N_ENGINES; e++)
+    summarize(raw, o.repeat, e, &res[e]);
 
   h.fsync_end = fdatasync_latency(run_dir);
   loadavg(h.load_end, sizeof h.load_end);
@@ -1220,7 +1314,7 @@ int main(int argc, char **argv) {
 
   report_markdown(stdout, &o, &h, res);
   if (o.json)
-    report_json(o.json, &o, &h, res);
+    report_json(o.json, &o, &h, res, raw);
   if (failed)
     fprintf(stderr, "cairn-bench: an engine FAILED its checks (see above)\n");
   return failed ? 1 : 0;
