@@ -70,6 +70,10 @@ static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
   return c ? c : (al < bl ? -1 : al > bl);
 }
 
+static uint64_t walk_page(checker *ck, const char *tree, uint64_t pg,
+                          uint32_t level, uint32_t depth, const uint8_t *lo,
+                          size_t lol, const uint8_t *hi, size_t hil);
+
 /* Walk the subtree at pg; keys must lie in [lo, hi) (NULL = unbounded). */
 static uint64_t walk(checker *ck, const char *tree, uint64_t pg, uint32_t level,
                      uint32_t depth, const uint8_t *lo, size_t lol,
@@ -86,6 +90,19 @@ static uint64_t walk(checker *ck, const char *tree, uint64_t pg, uint32_t level,
     return 0; /* do not walk a subtree twice (or loop) */
   }
   ck->owner[pg] = OWN_TREE;
+  /* Pin only the current path, so checking a database larger than memory
+   * works on hosts without a map. */
+  pgmap scope, *saved;
+  txn_scope_begin(txn, &scope, &saved);
+  uint64_t entries = walk_page(ck, tree, pg, level, depth, lo, lol, hi, hil);
+  txn_scope_end(txn, &scope, saved);
+  return entries;
+}
+
+static uint64_t walk_page(checker *ck, const char *tree, uint64_t pg,
+                          uint32_t level, uint32_t depth, const uint8_t *lo,
+                          size_t lol, const uint8_t *hi, size_t hil) {
+  cairn_txn *txn = ck->txn;
   const uint8_t *p;
   int leaf = level + 1 == depth;
   int rc = txn_page(txn, pg, TYPE_BIT(PAGE_LEAF) | TYPE_BIT(PAGE_BRANCH), &p);

@@ -8,6 +8,11 @@
  * freed). Read transactions never change, so their cursors skip this.
  * Cursors outlive their transaction only as detached handles: every call
  * but close then fails with CAIRN_BADTXN.
+ *
+ * On hosts without a map, a cursor pins the pages of its current position
+ * in its own set and releases the old set after each move, so a scan holds
+ * a bounded number of pages; this is why data from cairn_cursor_get is
+ * valid until the cursor moves rather than until the txn ends.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +31,33 @@ struct cairn_cursor {
   uint8_t lo[CAIRN_MAX_KEY_SIZE];
   uint8_t hi[CAIRN_MAX_KEY_SIZE + 1];
   uint8_t key[CAIRN_MAX_KEY_SIZE]; /* write txns: the key it is on */
+  pgmap pins;                      /* cached mode: pages of this position */
   cairn_cursor *next;
 };
+
+typedef struct move {
+  pgmap old;
+  pgmap *saved;
+} move;
+
+static void move_begin(cairn_cursor *c, move *m) {
+  m->old = c->pins;
+  memset(&c->pins, 0, sizeof c->pins);
+  m->saved = c->txn->pin_to;
+  c->txn->pin_to = &c->pins;
+}
+
+static int move_end(cairn_cursor *c, move *m, int rc) {
+  c->txn->pin_to = m->saved;
+  pager_release_set(&c->txn->db->pg, &m->old);
+  pgmap_free(&m->old);
+  return rc;
+}
+
+static void drop_pins(cairn_cursor *c) {
+  pager_release_set(&c->txn->db->pg, &c->pins);
+  pgmap_free(&c->pins);
+}
 
 static int cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
   size_t n = alen < blen ? alen : blen;
@@ -37,6 +67,7 @@ static int cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
 
 void cursor_detach_all(cairn_txn *txn) {
   for (cairn_cursor *c = txn->cursors; c; c = c->next) {
+    drop_pins(c);
     c->txn = NULL;
     c->cf = NULL;
   }
@@ -78,6 +109,7 @@ void cairn_cursor_close(cairn_cursor *c) {
   if (!c)
     return;
   if (c->txn) {
+    drop_pins(c);
     for (cairn_cursor **p = &c->txn->cursors; *p; p = &(*p)->next)
       if (*p == c) {
         *p = c->next;
@@ -107,6 +139,7 @@ int cairn_cursor_bounds(cairn_cursor *c, cairn_slice from, cairn_slice to) {
   if (rc)
     return rc;
   c->pos.depth = 0;
+  drop_pins(c);
   c->has_lo = from.data != NULL;
   c->lolen = from.size;
   if (from.size)
@@ -126,6 +159,7 @@ int cairn_cursor_prefix(cairn_cursor *c, cairn_slice prefix) {
   if (rc)
     return rc;
   c->pos.depth = 0;
+  drop_pins(c);
   c->has_lo = 1;
   c->lolen = prefix.size;
   if (prefix.size)
@@ -186,12 +220,14 @@ int cairn_cursor_first(cairn_cursor *c) {
   int rc = live(c);
   if (rc)
     return rc;
+  move m;
+  move_begin(c, &m);
   int found;
   if (c->has_lo)
     rc = seek_ge(c, c->lo, c->lolen, &found);
   else
     rc = tree_first(c->txn, c->cf, &c->pos);
-  return settle(c, rc, 1);
+  return move_end(c, &m, settle(c, rc, 1));
 }
 
 /* Position on the last key < k (or the last key at all if k is NULL). */
@@ -211,8 +247,10 @@ int cairn_cursor_last(cairn_cursor *c) {
   int rc = live(c);
   if (rc)
     return rc;
+  move m;
+  move_begin(c, &m);
   rc = seek_lt(c, c->has_hi ? c->hi : NULL, c->hilen);
-  return settle(c, rc, -1);
+  return move_end(c, &m, settle(c, rc, -1));
 }
 
 int cairn_cursor_seek(cairn_cursor *c, cairn_slice key) {
@@ -228,8 +266,10 @@ int cairn_cursor_seek(cairn_cursor *c, cairn_slice key) {
     kl = c->lolen;
   }
   int found;
+  move m;
+  move_begin(c, &m);
   rc = seek_ge(c, k, kl, &found);
-  return settle(c, rc, 1);
+  return move_end(c, &m, settle(c, rc, 1));
 }
 
 int cairn_cursor_seek_le(cairn_cursor *c, cairn_slice key) {
@@ -241,12 +281,14 @@ int cairn_cursor_seek_le(cairn_cursor *c, cairn_slice key) {
   if (c->has_hi && cmp(key.data, key.size, c->hi, c->hilen) >= 0)
     return cairn_cursor_last(c);
   int found;
+  move m;
+  move_begin(c, &m);
   rc = seek_ge(c, key.data, key.size, &found);
   if (rc == CAIRN_NOTFOUND)
     rc = tree_last(c->txn, c->cf, &c->pos);
   else if (!rc && !found)
     rc = tree_prev(c->txn, &c->pos);
-  return settle(c, rc, -1);
+  return move_end(c, &m, settle(c, rc, -1));
 }
 
 /* Write txns: if the tree changed under the cursor, find its key again.
@@ -276,10 +318,12 @@ int cairn_cursor_next(cairn_cursor *c) {
   if (c->pos.depth == 0)
     return cairn_cursor_first(c);
   int moved;
+  move m;
+  move_begin(c, &m);
   rc = revalidate(c, 1, &moved);
   if (!rc && !moved)
     rc = tree_next(c->txn, &c->pos);
-  return settle(c, rc, 1);
+  return move_end(c, &m, settle(c, rc, 1));
 }
 
 int cairn_cursor_prev(cairn_cursor *c) {
@@ -289,16 +333,29 @@ int cairn_cursor_prev(cairn_cursor *c) {
   if (c->pos.depth == 0)
     return cairn_cursor_last(c);
   int moved;
+  move m;
+  move_begin(c, &m);
   rc = revalidate(c, -1, &moved);
   if (!rc && !moved)
     rc = tree_prev(c->txn, &c->pos);
-  return settle(c, rc, -1);
+  return move_end(c, &m, settle(c, rc, -1));
 }
+
+static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val);
 
 int cairn_cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
   int rc = live(c);
   if (rc)
     return rc;
+  pgmap *saved = c->txn->pin_to;
+  c->txn->pin_to = &c->pins;
+  rc = cursor_get(c, key, val);
+  c->txn->pin_to = saved;
+  return rc;
+}
+
+static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
+  int rc;
   if (c->pos.depth == 0)
     return cairn__seterr(CAIRN_NOTFOUND, "cursor is not positioned");
   if (!c->txn->rdonly && c->gen != c->txn->gen) {

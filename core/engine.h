@@ -97,6 +97,12 @@ int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
               unsigned types, const uint8_t **out);
 /* Release the pins a txn holds (cached mode). */
 void pager_release(pager *pg, cairn_txn *txn);
+/* Release and forget one set of pins (a cursor's or a walk's). */
+void pager_release_set(pager *pg, pgmap *set);
+/* Pin scopes: pages fetched between begin and end are pinned in scope and
+ * released by end, so a walk holds only its current path. */
+void txn_scope_begin(cairn_txn *txn, pgmap *scope, pgmap **saved);
+void txn_scope_end(cairn_txn *txn, pgmap *scope, pgmap *saved);
 /* Forget that a page range was validated (it is about to be rewritten). */
 void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages);
 /* Cached mode: adopt a freshly written buffer as the page's content. */
@@ -141,6 +147,8 @@ struct cairn_txn {
   size_t ncfs, capcfs;
   cairn_cursor *cursors; /* open cursors (linked through next) */
   pgmap pins;            /* cached mode: pgno -> cache_entry pinned */
+  pgmap *pin_to;         /* where new pins go (a cursor's or a walk's own
+                          * set); NULL = pins, held until the txn ends */
   /* write txn only */
   pgmap dirty;          /* pgno -> dirty_page */
   pgvec freed;          /* pages of the snapshot this txn freed */

@@ -227,7 +227,11 @@ static int check_type(const uint8_t *p, uint64_t pgno, unsigned types,
 
 static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
                       unsigned types, const uint8_t **out) {
-  cache_entry *e = pgmap_get(&txn->pins, pgno);
+  /* A page already pinned for the txn's life needs no pin of its own. */
+  pgmap *set = txn->pin_to ? txn->pin_to : &txn->pins;
+  cache_entry *e = pgmap_get(set, pgno);
+  if (!e && set != &txn->pins)
+    e = pgmap_get(&txn->pins, pgno);
   if (e) {
     if (e->npages != npages)
       return cairn__seterr(CAIRN_CORRUPT,
@@ -236,14 +240,14 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
     *out = e->data;
     return check_type(e->data, pgno, types, npages);
   }
-  int rc = pgmap_put(&txn->pins, pgno, NULL); /* reserve before pinning */
+  int rc = pgmap_put(set, pgno, NULL); /* reserve before pinning */
   if (rc)
     return cairn__seterr(rc, "out of memory pinning page");
   cairn_mutex_lock(&pg->cache_mu);
   e = pgmap_get(&pg->cache, pgno);
   if (e && e->npages != npages) {
     cairn_mutex_unlock(&pg->cache_mu);
-    pgmap_del(&txn->pins, pgno);
+    pgmap_del(set, pgno);
     return cairn__seterr(CAIRN_CORRUPT,
                          "page %llu: referenced with two different lengths",
                          (unsigned long long)pgno);
@@ -256,7 +260,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
       free(buf);
       free(e);
       cairn_mutex_unlock(&pg->cache_mu);
-      pgmap_del(&txn->pins, pgno);
+      pgmap_del(set, pgno);
       return cairn__seterr(CAIRN_NOMEM, "out of memory reading page %llu",
                            (unsigned long long)pgno);
     }
@@ -268,7 +272,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
       free(buf);
       free(e);
       cairn_mutex_unlock(&pg->cache_mu);
-      pgmap_del(&txn->pins, pgno);
+      pgmap_del(set, pgno);
       return rc;
     }
     e->pgno = pgno;
@@ -283,7 +287,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   }
   e->refs++;
   cairn_mutex_unlock(&pg->cache_mu);
-  pgmap_put(&txn->pins, pgno, e); /* slot exists: cannot fail */
+  pgmap_put(set, pgno, e); /* slot exists: cannot fail */
   *out = e->data;
   return check_type(e->data, pgno, types, npages);
 }
@@ -312,18 +316,22 @@ int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   return CAIRN_OK;
 }
 
-void pager_release(pager *pg, cairn_txn *txn) {
-  if (!txn->pins.len)
+void pager_release_set(pager *pg, pgmap *set) {
+  if (!set->len)
     return;
   cairn_mutex_lock(&pg->cache_mu);
-  for (size_t i = 0; i < txn->pins.cap; i++) {
-    cache_entry *e = txn->pins.slots[i].val;
-    if (txn->pins.slots[i].key && e)
+  for (size_t i = 0; i < set->cap; i++) {
+    cache_entry *e = set->slots[i].val;
+    if (set->slots[i].key && e)
       unpin(pg, e);
   }
   evict(pg);
   cairn_mutex_unlock(&pg->cache_mu);
-  pgmap_clear(&txn->pins);
+  pgmap_clear(set);
+}
+
+void pager_release(pager *pg, cairn_txn *txn) {
+  pager_release_set(pg, &txn->pins);
 }
 
 void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {

@@ -9,8 +9,21 @@
 #include "engine.h"
 #include "error.h"
 
+static int count_page(cairn_txn *txn, uint64_t pg, uint32_t level,
+                      uint32_t depth, cairn_cf_stat *st);
+
+/* Pins only the current path (see txn_scope_begin). */
 static int count_pages(cairn_txn *txn, uint64_t pg, uint32_t level,
                        uint32_t depth, cairn_cf_stat *st) {
+  pgmap scope, *saved;
+  txn_scope_begin(txn, &scope, &saved);
+  int rc = count_page(txn, pg, level, depth, st);
+  txn_scope_end(txn, &scope, saved);
+  return rc;
+}
+
+static int count_page(cairn_txn *txn, uint64_t pg, uint32_t level,
+                      uint32_t depth, cairn_cf_stat *st) {
   const uint8_t *p;
   int leaf = level + 1 == depth;
   int rc = txn_page(txn, pg, TYPE_BIT(leaf ? PAGE_LEAF : PAGE_BRANCH), &p);

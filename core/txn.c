@@ -60,6 +60,18 @@ int txn_page(cairn_txn *txn, uint64_t pgno, unsigned types,
   return pager_get(&txn->db->pg, txn, pgno, 1, types, out);
 }
 
+void txn_scope_begin(cairn_txn *txn, pgmap *scope, pgmap **saved) {
+  memset(scope, 0, sizeof *scope);
+  *saved = txn->pin_to;
+  txn->pin_to = scope;
+}
+
+void txn_scope_end(cairn_txn *txn, pgmap *scope, pgmap *saved) {
+  txn->pin_to = saved;
+  pager_release_set(&txn->db->pg, scope);
+  pgmap_free(scope);
+}
+
 int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
                  const uint8_t **out) {
   uint64_t np = overflow_pages(vlen, txn->snap.page_size);

@@ -20,11 +20,16 @@
  * transactions never block and are never blocked by the writer. Beginning a
  * write transaction waits while another thread holds one.
  *
- * Lifetime of returned data: slices returned by cairn_get and cursors point
- * into the database (zero-copy where the host maps the file). In a read
- * transaction they stay valid until the transaction ends. In a write
- * transaction they stay valid until the next modification in it (put, del,
- * cf create/drop) or its end, as in LMDB.
+ * Lifetime of returned data: returned slices point into the database
+ * (zero-copy where the host maps the file).
+ *   - from cairn_get: valid until the transaction ends;
+ *   - from cairn_cursor_get: valid until that cursor moves or closes, or
+ *     the transaction ends (the usual iterator contract; it lets a scan of
+ *     any size run in bounded memory on hosts without a map);
+ *   - in a write transaction, additionally only until the next
+ *     modification in it (put, del, cf create/drop), as in LMDB.
+ * On hosts without a map a read transaction keeps in memory the pages its
+ * cairn_get calls returned data from; prefer cursors for bulk reads there.
  */
 #ifndef CAIRN_H
 #define CAIRN_H
