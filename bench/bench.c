@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -1122,6 +1123,38 @@ static void report_json(const char *path, const opts *o, const host_info *h,
 
 /* ---- main ------------------------------------------------------------ */
 
+/* SIGINT/SIGTERM in the parent: stop the running child and remove the
+ * databases before dying of the same signal. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void trap_signals(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler; /* no SA_RESTART: wait4 returns EINTR */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+static void stop_now(pid_t child, const char *run_dir, const char *base,
+                     int made_base) {
+  int sig = stop_signal;
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+  rm_rf(run_dir);
+  if (made_base)
+    rmdir(base);
+  fprintf(stderr, "cairn-bench: stopped by signal %d; removed %s\n", sig,
+          run_dir);
+  trap_signals(SIG_DFL);
+  raise(sig);
+  _exit(128 + sig);
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: cairn-bench [--scale F | --quick] [--repeat K] "
@@ -1244,6 +1277,7 @@ int main(int argc, char **argv) {
   if (!mkdtemp(run_dir))
     die("mkdtemp %s: %s", run_dir, strerror(errno));
 
+  trap_signals(on_signal);
   host_describe(&h, run_dir);
   fprintf(stderr,
           "cairn-bench: N = %llu, %llu commits × %d puts, %llu scans, in "
@@ -1286,15 +1320,19 @@ int main(int argc, char **argv) {
       if (pid < 0)
         die("fork: %s", strerror(errno));
       if (pid == 0) {
+        trap_signals(SIG_DFL);
         run_engine(&o, all_engines[e], run_dir, res);
         fflush(stderr);
         _exit(0);
       }
       int status;
       struct rusage ru;
-      while (wait4(pid, &status, 0, &ru) < 0)
+      while (wait4(pid, &status, 0, &ru) < 0) {
         if (errno != EINTR)
           die("wait4: %s", strerror(errno));
+        if (stop_signal)
+          stop_now(pid, run_dir, o.dir, made_base);
+      }
       res->ran = 1;
       res->seconds = now() - t0;
       res->cpu_seconds =
