@@ -49,9 +49,12 @@ int catalog_load_cf(cairn_txn *txn, const char *name, size_t namelen,
   catalog_decode(v.data, out);
   if (out->depth > MAX_DEPTH || (out->root == 0) != (out->depth == 0) ||
       out->root >= txn->snap.page_count || out->root == 1)
-    return cairn__seterr(CAIRN_CORRUPT,
-                         "catalog record of '%.*s' is inconsistent",
-                         (int)namelen, name);
+    return cairn__seterr(
+        CAIRN_CORRUPT,
+        "catalog record of '%.*s' is inconsistent (root page %llu, depth %u, "
+        "%llu pages in the file)",
+        (int)namelen, name, (unsigned long long)out->root, (unsigned)out->depth,
+        (unsigned long long)txn->snap.page_count);
   *found = 1;
   return CAIRN_OK;
 }

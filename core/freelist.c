@@ -30,8 +30,7 @@ void freelist_free(freelist *fl) {
 int freelist_release(freelist *fl, uint64_t limit) {
   while (fl->pending && fl->pending->txnid <= limit) {
     pending_free *p = fl->pending;
-    pgvec_sort(&p->pages);
-    int rc = pgvec_merge(&fl->ready, &p->pages);
+    int rc = pgvec_merge(&fl->ready, &p->pages); /* sorted when added */
     if (rc)
       return cairn__seterr(rc, "out of memory releasing free pages");
     fl->pending = p->next;
@@ -81,6 +80,7 @@ int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages) {
   if (!p)
     return cairn__seterr(CAIRN_NOMEM, "out of memory recording freed pages");
   p->txnid = txnid;
+  pgvec_sort(pages);
   p->pages = *pages; /* takes ownership */
   memset(pages, 0, sizeof *pages);
   pending_free **tail = &fl->pending;
@@ -170,11 +170,11 @@ static uint64_t free_set_size(cairn_txn *txn) {
   return freelist_total(&txn->db->fl) + txn->freed.len + txn->local_free.len;
 }
 
-/* Append b to a, whose capacity the caller reserved. */
-static void append_ids(pgvec *a, const pgvec *b) {
-  if (b->len)
-    memcpy(a->v + a->len, b->v, b->len * sizeof *b->v);
-  a->len += b->len;
+/* Merge sorted b into sorted a, whose capacity the caller reserved: every
+ * list of the free set is kept sorted, so a commit merges instead of sorting
+ * the whole set again. */
+static void merge_ids(pgvec *a, const pgvec *b) {
+  (void)pgvec_merge(a, b); /* cannot fail: capacity reserved */
 }
 
 int freelist_persist(cairn_txn *txn) {
@@ -216,12 +216,13 @@ int freelist_persist(cairn_txn *txn) {
     pgvec_free(&chain);
     return cairn__seterr(rc, "out of memory writing the freelist");
   }
-  append_ids(&all, &fl->ready);
+  pgvec_sort(&txn->freed);
+  pgvec_sort(&txn->local_free);
+  merge_ids(&all, &fl->ready);
   for (const pending_free *p = fl->pending; p; p = p->next)
-    append_ids(&all, &p->pages);
-  append_ids(&all, &txn->freed);
-  append_ids(&all, &txn->local_free);
-  pgvec_sort(&all);
+    merge_ids(&all, &p->pages);
+  merge_ids(&all, &txn->freed);
+  merge_ids(&all, &txn->local_free);
   size_t at = 0;
   for (size_t i = 0; i < chain.len; i++) {
     dirty_page *d = pgmap_get(&txn->dirty, chain.v[i]);

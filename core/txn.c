@@ -181,8 +181,8 @@ int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg) {
                      TYPE_BIT(PAGE_BRANCH) | TYPE_BIT(PAGE_LEAF), &p);
   if (rc)
     return txn_fail(txn, rc);
-  uint8_t *b;
-  uint64_t pg;
+  uint8_t *b = NULL; /* set by txn_alloc on success */
+  uint64_t pg = 0;
   rc = txn_alloc(txn, 1, &b, &pg);
   if (rc)
     return rc;

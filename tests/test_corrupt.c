@@ -90,9 +90,9 @@ static void build_golden(golden *g, uint32_t psize, uint64_t seed) {
         ts_map_del(m, k, strlen(k));
         continue;
       }
-      uint64_t x = ts_below(&r, 100);
-      size_t vn = x < 95 ? (size_t)ts_below(&r, 120)
-                         : (size_t)(psize / 3 + ts_below(&r, 3 * psize));
+      uint64_t x = ts_below(&r, 1000);
+      size_t vn = x < 985 ? (size_t)ts_below(&r, 120)
+                          : (size_t)(psize / 3 + ts_below(&r, 2 * psize));
       CHECK_OK(put_val(t, h[ci], m, k, vn, ts_next(&r)));
     }
     CHECK_OK(cairn_commit(t));
