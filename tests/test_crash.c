@@ -547,13 +547,13 @@ int main(void) {
   gen_workload(&w3, 33, 60, 10);
   crash_all_points(&w3, seeds, ts_scaled(150, 30));
 
-  workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(80, 20), 0, 0, 0};
+  workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0};
   gen_workload(&w4, 44, 800, 60);
-  crash_all_points(&w4, seeds > 1 ? 2 : 1, ts_scaled(300, 40));
+  crash_all_points(&w4, seeds > 1 ? 2 : 1, ts_scaled(250, 40));
 
-  workload w5 = {"lazy-long", 1, 0, 4096, (int)ts_scaled(80, 20), 0, 0, 0};
+  workload w5 = {"lazy-long", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0};
   gen_workload(&w5, 55, 800, 60);
-  crash_all_points(&w5, seeds > 1 ? 2 : 1, ts_scaled(300, 40));
+  crash_all_points(&w5, seeds > 1 ? 2 : 1, ts_scaled(250, 40));
 
   free_workload(&w1);
   free_workload(&w2);

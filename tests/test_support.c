@@ -91,8 +91,9 @@ long ts_scaled(long n, long lo) {
 }
 
 double ts_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  struct timespec ts; /* C11's clock: portable to WASI and Emscripten */
+  if (timespec_get(&ts, TIME_UTC) != TIME_UTC)
+    return 0;
   return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
