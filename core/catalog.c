@@ -156,7 +156,7 @@ int cairn_cf_open(cairn_txn *txn, const char *name, unsigned flags,
   cf_state *s = calloc(1, sizeof *s);
   if (!s)
     return cairn__seterr(CAIRN_NOMEM, "out of memory");
-  int found;
+  int found, created = 0;
   rc = catalog_load_cf(txn, name, len, s, &found);
   if (!rc && !found) {
     if (!(flags & CAIRN_CF_CREATE))
@@ -183,6 +183,7 @@ int cairn_cf_open(cairn_txn *txn, const char *name, unsigned flags,
       encode(s, rec);
       rc = btree_put(txn, &txn->catalog, (const uint8_t *)name, len, rec,
                      CF_RECORD_SIZE, 0);
+      created = 1;
     }
   }
   if (!rc && s->id == CAIRN_DEFAULT_CF)
@@ -194,6 +195,8 @@ int cairn_cf_open(cairn_txn *txn, const char *name, unsigned flags,
     s->namelen = (uint8_t)len;
     rc = catalog_register(txn->db, s->id, name, len);
   }
+  if (!rc && created)
+    rc = wal_log_op(txn, WAL_CF_CREATE, s, NULL, 0, NULL, 0);
   if (!rc) {
     /* add to the txn's table (txn_cf's helper is static there) */
     cf_state **n = realloc(txn->cfs, (txn->ncfs + 1) * sizeof *n);
@@ -236,6 +239,8 @@ int cairn_cf_drop(cairn_txn *txn, cairn_cf cf) {
     rc = btree_del(txn, &txn->catalog, (const uint8_t *)s->name, s->namelen);
   if (rc == CAIRN_NOTFOUND) /* created and never flushed cannot happen: */
     rc = CAIRN_OK;          /* creation writes the record at once */
+  if (!rc)
+    rc = wal_log_op(txn, WAL_CF_DROP, s, NULL, 0, NULL, 0);
   if (rc)
     return txn_fail(txn, rc);
   s->dropped = 1;

@@ -79,6 +79,21 @@ static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
   if (f)
     f->methods->close(f);
   if (!rc) {
+    /* A log left by an earlier database of this name belongs to it, not to
+     * this one: a new database starts without one. */
+    char *lp = malloc(plen + 5);
+    if (!lp)
+      rc = cairn__seterr(CAIRN_NOMEM, "out of memory creating %s", path);
+    else {
+      memcpy(lp, path, plen);
+      memcpy(lp + plen, "-wal", 5);
+      int r = plat->remove(plat, lp);
+      if (r != CAIRN_OK && r != CAIRN_NOTFOUND)
+        rc = r;
+      free(lp);
+    }
+  }
+  if (!rc) {
     rc = plat->rename_noreplace(plat, tmp, path);
     if (rc == CAIRN_EXISTS) /* someone else created it first: use theirs */
       rc = CAIRN_OK;
@@ -89,6 +104,45 @@ static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
     plat->remove(plat, tmp);
   free(tmp);
   free(buf);
+  return rc;
+}
+
+/* Open "<path>-wal" and replay what it holds past the meta page; a writer
+ * then checkpoints and starts the log afresh. */
+static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
+  size_t plen = strlen(path);
+  char *lp = malloc(plen + 5);
+  if (!lp)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory opening the log");
+  memcpy(lp, path, plen);
+  memcpy(lp + plen, "-wal", 5);
+  int rc = plat->open(plat, lp, db->rdonly ? CAIRN_PF_RDONLY : CAIRN_PF_CREATE,
+                      &db->wal.file);
+  if (rc == CAIRN_NOTFOUND && db->rdonly) {
+    free(lp); /* no log: nothing was committed through one */
+    cairn__clearerr();
+    return CAIRN_OK;
+  }
+  uint64_t size = 0;
+  if (!rc)
+    rc = db->wal.file->methods->size(db->wal.file, &size);
+  uint64_t replayed = 0;
+  if (!rc)
+    rc = wal_recover(db, &replayed);
+  if (!rc && !db->rdonly) {
+    if (replayed || db->def.bytes)
+      rc = db_checkpoint(db); /* restarts the log too */
+    else
+      rc = wal_reset(&db->wal, db->cur.db_id, db->cur.txnid);
+    if (!rc && size == 0) /* a new log: its name must survive a crash */
+      rc = plat->sync_dir(plat, lp);
+  }
+  if (!rc) {
+    cairn_mutex_lock(&db->meta_mu);
+    db->logged_durable = db->cur.txnid;
+    cairn_mutex_unlock(&db->meta_mu);
+  }
+  free(lp);
   return rc;
 }
 
@@ -114,7 +168,8 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
     return cairn__seterr(CAIRN_INVALID,
                          "page size %u: must be a power of two from %u to %u",
                          o.page_size, CAIRN_MIN_PAGE_SIZE, CAIRN_MAX_PAGE_SIZE);
-  if (o.flags & ~(CAIRN_OPEN_CREATE | CAIRN_OPEN_RDONLY | CAIRN_OPEN_NOMMAP))
+  if (o.flags & ~(CAIRN_OPEN_CREATE | CAIRN_OPEN_RDONLY | CAIRN_OPEN_NOMMAP |
+                  CAIRN_OPEN_NOLOG))
     return cairn__seterr(CAIRN_INVALID, "cairn_open: unknown flags 0x%x",
                          o.flags);
   if (o.durability == CAIRN_DURABILITY_DEFAULT)
@@ -182,6 +237,11 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
   db->last_sync_ms = db_now_ms();
   cairn_mutex_init(&db->write_mu);
   cairn_mutex_init(&db->meta_mu);
+  deferred_init(&db->def);
+  db->def.psize = psize;
+  db->wal_on = !(o.flags & CAIRN_OPEN_NOLOG);
+  db->free_pages = m.freelist_count;
+  db->logged_durable = m.txnid;
   rc = pager_open(&db->pg, plat, f, psize, !(o.flags & CAIRN_OPEN_NOMMAP),
                   o.cache_pages, size);
   db->pg.metrics = &db->metrics;
@@ -199,6 +259,8 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
     pager_release(&db->pg, &tmp);
     pgmap_free(&tmp.pins);
   }
+  if (!rc && db->wal_on)
+    rc = open_log(db, plat, path);
   if (rc) {
     db->rdonly = 1; /* nothing to sync */
     cairn_close(db);
@@ -236,10 +298,17 @@ int cairn_close(cairn_db *db) {
     cairn_abort(db->live);
   int rc = CAIRN_OK;
   if (!db->rdonly && !db->poisoned) {
-    cairn_mutex_lock(&db->write_mu);
-    rc = db_sync_locked(db);
-    cairn_mutex_unlock(&db->write_mu);
+    if (db->wal_on && db->wal.file) {
+      rc = db_checkpoint(db);
+    } else {
+      cairn_mutex_lock(&db->write_mu);
+      rc = db_sync_locked(db);
+      cairn_mutex_unlock(&db->write_mu);
+    }
   }
+  deferred_free(&db->def);
+  if (db->wal.file)
+    db->wal.file->methods->close(db->wal.file);
   cairn_file *f = db->pg.file;
   if (f)
     pager_close(&db->pg);

@@ -113,6 +113,70 @@ int meta_read(cairn_file *f, uint64_t file_size, meta *out, int *slot,
 void meta_encode(const meta *m, uint8_t *buf, uint64_t slot);
 int meta_write(cairn_file *f, const meta *m, int slot, uint32_t psize);
 
+/* ---- deferred pages (deferred.c) --------------------------------------- */
+
+typedef struct dirty_page {
+  uint64_t pgno;
+  uint64_t npages;
+  uint8_t *buf;
+} dirty_page;
+
+typedef struct dp_slot {
+  _Atomic uint64_t key; /* pgno; 0 empty; UINT64_MAX removed */
+  dirty_page *_Atomic page;
+} dp_slot;
+typedef struct dp_table dp_table;
+typedef struct retired_table {
+  dp_table *table;
+  uint64_t tag; /* newest txn id published when it was retired */
+  struct retired_table *next;
+} retired_table;
+
+typedef struct deferred {
+  dp_table *_Atomic tab;
+  _Atomic size_t live; /* entries of tab (readers skip an empty table) */
+  uint64_t bytes;      /* writer-only: bytes of live pages */
+  uint32_t psize;
+  retired_table *retired; /* writer-only */
+} deferred;
+
+void deferred_init(deferred *d);
+void deferred_free(deferred *d);
+/* Any thread: the page a commit left at pgno, or NULL. */
+dirty_page *deferred_get(deferred *d, uint64_t pgno);
+/* Writer: add a sealed page (the table takes it); replaces a dead entry. */
+int deferred_put(deferred *d, dirty_page *page, uint64_t published);
+/* Writer: drop a dead page. */
+void deferred_remove(deferred *d, uint64_t pgno);
+/* Writer: every live page (unsorted; the array is the caller's). */
+int deferred_list(deferred *d, dirty_page ***out, size_t *n);
+/* Writer: the pages are in the file now; start an empty table. */
+void deferred_reset(deferred *d, uint64_t published);
+/* Writer: free retired tables no reader with snapshot >= oldest_reader can
+ * be probing. */
+void deferred_collect(deferred *d, uint64_t oldest_reader);
+
+/* ---- write-ahead log (wal.c) ------------------------------------------- */
+
+#define WAL_HDR 512u
+#define WAL_REC_HDR 24u
+enum { WAL_PUT = 1, WAL_DEL = 2, WAL_CF_CREATE = 3, WAL_CF_DROP = 4 };
+
+typedef struct wal {
+  cairn_file *file;
+  uint64_t pos;  /* where the next record goes */
+  uint64_t salt; /* of the current header; records carry it */
+  uint64_t base; /* the checkpoint the records follow */
+  int unsynced;  /* records written since the last sync */
+} wal;
+
+int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base);
+/* rec holds WAL_REC_HDR bytes of room, then body bytes of ops. */
+int wal_append(wal *w, uint64_t txnid, uint8_t *rec, size_t body);
+int wal_sync(wal *w);
+/* Replay the records newer than db->cur (recovery at open). */
+int wal_recover(cairn_db *db, uint64_t *replayed);
+
 /* ---- column family state inside a txn ---------------------------------- */
 
 typedef struct cf_state {
@@ -128,12 +192,6 @@ typedef struct cf_state {
 } cf_state;
 
 /* ---- transactions ------------------------------------------------------ */
-
-typedef struct dirty_page {
-  uint64_t pgno;
-  uint64_t npages;
-  uint8_t *buf;
-} dirty_page;
 
 struct cairn_txn {
   cairn_db *db;
@@ -156,7 +214,10 @@ struct cairn_txn {
   pgvec local_free;     /* pages allocated and freed again in this txn */
   dirty_page **retired; /* buffers of freed dirty pages, freed at end */
   size_t nretired, capretired;
-  uint8_t *scratch;     /* one page of working space */
+  uint8_t *scratch; /* one page of working space */
+  uint8_t *log;     /* the commit's log record (header room + ops) */
+  size_t loglen, logcap;
+  int checkpoint;       /* internal txn writing the deferred pages */
   cairn_txn *next_live; /* db's list of live txns */
 };
 
@@ -175,11 +236,18 @@ int txn_free(cairn_txn *txn, uint64_t pgno, uint64_t n);
 int txn_fail(cairn_txn *txn, int rc);
 cf_state *txn_cf(cairn_txn *txn, cairn_cf cf, int *rc);
 int txn_check_live(const cairn_txn *txn);
+/* Begin the write txn for the engine itself (recovery, checkpoints): no
+ * read-only or thread checks. */
+int txn_begin_writer(cairn_db *db, cairn_txn **out);
+/* Append one logical op to the txn's log record (a no-op without a log). */
+int wal_log_op(cairn_txn *txn, int kind, const cf_state *cf, const uint8_t *key,
+               size_t klen, const uint8_t *val, size_t vlen);
 
 /* ---- free pages -------------------------------------------------------- */
 
 typedef struct pending_free {
   uint64_t txnid; /* freed by this commit */
+  int young;      /* pages no checkpoint ever wrote (deferred.c) */
   pgvec pages;
   struct pending_free *next;
 } pending_free;
@@ -190,11 +258,13 @@ typedef struct freelist {
 } freelist;
 
 void freelist_free(freelist *fl);
-/* Move pending runs freed at or before limit into ready. */
-int freelist_release(freelist *fl, uint64_t limit);
+/* Move pending runs into ready: those freed at or before limit, young ones
+ * freed at or before young_limit (their numbers are appended to young). */
+int freelist_release(freelist *fl, uint64_t limit, uint64_t young_limit,
+                     pgvec *young);
 int freelist_take(freelist *fl, uint64_t n, uint64_t *pgno);
 int freelist_return(freelist *fl, const pgvec *pages);
-int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages);
+int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages, int young);
 uint64_t freelist_total(const freelist *fl);
 uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid);
 /* Load the persisted list of a meta. */
@@ -282,9 +352,19 @@ struct cairn_db {
   uint64_t file_pages; /* writer-only: pages the file is known to hold */
   uint32_t lazy_commits;
   uint64_t last_sync_ms;
+  /* write-ahead log: commits are durable in the log; their pages wait in
+   * def until a checkpoint writes them and a meta page */
+  int wal_on;
+  int replaying;             /* recovery is applying the log */
+  uint64_t logged_durable;   /* newest commit a log sync made durable */
+  uint64_t free_pages;       /* log mode: the free set at the newest commit */
+  uint64_t freed_since_ckpt; /* writer: checkpointed pages freed since */
+  wal wal;
+  deferred def;
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */
+int db_checkpoint(cairn_db *db);  /* takes write_mu itself */
 uint64_t db_now_ms(void);
 uint64_t db_oldest_snapshot(cairn_db *db); /* caller holds meta_mu */
 

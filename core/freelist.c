@@ -7,6 +7,11 @@
  * second keeps intact the tree a crash would fall back to (lazy commits are
  * not durable, so their frees wait for the next sync).
  *
+ * With the write-ahead log, pages that no checkpoint has written yet
+ * ("young": they live only in the deferred page table) are part of no tree
+ * a crash falls back to, so they are reusable as soon as no snapshot sees
+ * them, durable or not.
+ *
  * On disk, each commit records the whole free set (ready + pending +
  * what it freed itself) as a chain of freelist pages; after a restart no
  * snapshot exists, so everything in it is reusable.
@@ -27,13 +32,26 @@ void freelist_free(freelist *fl) {
   fl->pending = NULL;
 }
 
-int freelist_release(freelist *fl, uint64_t limit) {
-  while (fl->pending && fl->pending->txnid <= limit) {
-    pending_free *p = fl->pending;
+int freelist_release(freelist *fl, uint64_t limit, uint64_t young_limit,
+                     pgvec *young) {
+  for (pending_free **pp = &fl->pending; *pp;) {
+    pending_free *p = *pp;
+    if (p->txnid > (p->young ? young_limit : limit)) {
+      pp = &p->next;
+      continue;
+    }
     int rc = pgvec_merge(&fl->ready, &p->pages); /* sorted when added */
+    if (!rc && p->young && young) {
+      rc = pgvec_reserve(young, young->len + p->pages.len);
+      if (!rc) {
+        memcpy(young->v + young->len, p->pages.v,
+               p->pages.len * sizeof *p->pages.v);
+        young->len += p->pages.len;
+      }
+    }
     if (rc)
       return cairn__seterr(rc, "out of memory releasing free pages");
-    fl->pending = p->next;
+    *pp = p->next;
     pgvec_free(&p->pages);
     free(p);
   }
@@ -73,13 +91,15 @@ int freelist_return(freelist *fl, const pgvec *pages) {
   return rc ? cairn__seterr(rc, "out of memory returning free pages") : 0;
 }
 
-int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages) {
+int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages,
+                         int young) {
   if (!pages->len)
     return CAIRN_OK;
   pending_free *p = calloc(1, sizeof *p);
   if (!p)
     return cairn__seterr(CAIRN_NOMEM, "out of memory recording freed pages");
   p->txnid = txnid;
+  p->young = young;
   pgvec_sort(pages);
   p->pages = *pages; /* takes ownership */
   memset(pages, 0, sizeof *pages);

@@ -1,7 +1,8 @@
 /*
  * kv.c — the data API (get, put, del): argument checks, then the tree of
- * the column family. Every limit in cairn.h is enforced here, before any
- * page is touched, so a rejected call changes nothing.
+ * the column family, and the op into the commit's log record. Every limit in
+ * cairn.h is enforced here, before any page is touched, so a rejected call
+ * changes nothing.
  */
 #include <string.h>
 
@@ -72,6 +73,8 @@ int cairn_put(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice val,
   metrics *m = &txn->db->metrics;
   uint64_t t0 = metrics_sample() ? metrics_now_ns() : 0;
   rc = btree_put(txn, s, key.data, key.size, val.data, val.size, flags);
+  if (!rc)
+    rc = wal_log_op(txn, WAL_PUT, s, key.data, key.size, val.data, val.size);
   METRIC_ADD(m, puts, 1);
   if (t0)
     histo_record(&m->put, metrics_now_ns() - t0);
@@ -92,6 +95,8 @@ int cairn_del(cairn_txn *txn, cairn_cf cf, cairn_slice key) {
   if (!s)
     return rc;
   rc = btree_del(txn, s, key.data, key.size);
+  if (!rc)
+    rc = wal_log_op(txn, WAL_DEL, s, key.data, key.size, NULL, 0);
   METRIC_ADD(&txn->db->metrics, dels, 1);
   if (rc == CAIRN_NOTFOUND)
     return cairn__seterr(CAIRN_NOTFOUND, "key not found");

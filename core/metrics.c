@@ -112,6 +112,8 @@ int cairn_metrics_get(cairn_db *db, cairn_metrics *out) {
   out->cache_hits = GET(cache_hits);
   out->cache_misses = GET(cache_misses);
   out->cache_evictions = GET(cache_evictions);
+  out->checkpoints = GET(checkpoints);
+  out->bytes_logged = GET(bytes_logged);
   summarize(&m->get, &out->get);
   summarize(&m->put, &out->put);
   summarize(&m->commit, &out->commit);

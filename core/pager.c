@@ -299,6 +299,19 @@ int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
     return cairn__seterr(
         CAIRN_CORRUPT, "page %llu: out of range (file has %llu pages)",
         (unsigned long long)pgno, (unsigned long long)txn->snap.page_count);
+  /* Pages of logged commits that no checkpoint has written yet. */
+  dirty_page *d = deferred_get(&txn->db->def, pgno);
+  if (d) {
+    int rc = check_type(d->buf, pgno, types, npages);
+    if (!rc && d->npages != npages)
+      rc = cairn__seterr(
+          CAIRN_CORRUPT, "page %llu: a run of %llu pages, expected %llu",
+          (unsigned long long)pgno, (unsigned long long)d->npages,
+          (unsigned long long)npages);
+    if (!rc)
+      *out = d->buf;
+    return rc;
+  }
   if (!pg->mapped)
     return cached_get(pg, txn, pgno, npages, types, out);
   const uint8_t *p = txn->map + pgno * pg->psize;
@@ -334,25 +347,36 @@ void pager_release(pager *pg, cairn_txn *txn) {
   pager_release_set(pg, &txn->pins);
 }
 
+/* Cached mode: forget the cached content of pgno (caller holds cache_mu);
+ * a reader still pinning it keeps it until it lets go. */
+static void drop_cached(pager *pg, uint64_t pgno) {
+  cache_entry *old = pgmap_del(&pg->cache, pgno);
+  if (!old)
+    return;
+  pg->cache_pages -= old->npages;
+  if (old->refs > 0)
+    old->detached = 1;
+  else {
+    lru_unlink(pg, old);
+    entry_free(old);
+  }
+}
+
 void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
-  if (pg->mapped)
+  if (pg->mapped) {
     for (uint64_t i = 0; i < npages; i++)
       vclear(pg->verified, pgno + i);
+    return;
+  }
+  cairn_mutex_lock(&pg->cache_mu);
+  drop_cached(pg, pgno);
+  cairn_mutex_unlock(&pg->cache_mu);
 }
 
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf) {
   cache_entry *n = calloc(1, sizeof *n);
   cairn_mutex_lock(&pg->cache_mu);
-  cache_entry *old = pgmap_del(&pg->cache, pgno);
-  if (old) {
-    pg->cache_pages -= old->npages;
-    if (old->refs > 0)
-      old->detached = 1;
-    else {
-      lru_unlink(pg, old);
-      entry_free(old);
-    }
-  }
+  drop_cached(pg, pgno);
   if (n && pgmap_put(&pg->cache, pgno, n) == CAIRN_OK) {
     n->pgno = pgno;
     n->npages = npages;

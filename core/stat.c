@@ -124,6 +124,11 @@ int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out) {
   out->page_count = snap.page_count;
   out->pages_in_use = w.pages + chain;
   out->pages_free = snap.freelist_count;
+  if (db->wal_on) { /* the persisted list is the last checkpoint's */
+    cairn_mutex_lock(&db->meta_mu);
+    out->pages_free = db->free_pages;
+    cairn_mutex_unlock(&db->meta_mu);
+  }
   out->column_families = w.cfs;
   out->mapped = db->pg.mapped;
   out->platform = db->opts.platform;
@@ -133,6 +138,8 @@ int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out) {
   cairn_mutex_lock(&db->meta_mu);
   out->last_txn_id = db->cur.txnid;
   out->durable_txn_id = db->durable_txnid;
+  if (db->wal_on && db->logged_durable > out->durable_txn_id)
+    out->durable_txn_id = db->logged_durable;
   for (size_t i = 0; i < db->nsnaps; i++)
     out->snapshots += db->snaps[i].count;
   out->oldest_snapshot_id = out->snapshots ? db_oldest_snapshot(db) : 0;

@@ -375,6 +375,26 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
     return cairn__seterr(CAIRN_BUSY,
                          "this thread already has the write transaction open");
   }
+  free(txn);
+  return txn_begin_writer(db, out);
+}
+
+/* The smallest snapshot id of a live read txn, UINT64_MAX if none. Caller
+ * holds meta_mu. */
+static uint64_t oldest_reader(cairn_db *db) {
+  uint64_t oldest = UINT64_MAX;
+  for (size_t i = 0; i < db->nsnaps; i++)
+    if (db->snaps[i].txnid < oldest)
+      oldest = db->snaps[i].txnid;
+  return oldest;
+}
+
+int txn_begin_writer(cairn_db *db, cairn_txn **out) {
+  *out = NULL;
+  cairn_txn *txn = calloc(1, sizeof *txn);
+  if (!txn)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  txn->db = db;
   txn->scratch = malloc(db->pg.psize);
   if (!txn->scratch) {
     free(txn);
@@ -389,18 +409,27 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
     free(txn);
     return cairn__seterr(CAIRN_IO,
                          "an earlier commit failed while writing its meta "
-                         "page; close and reopen the database to write again");
+                         "page or log; close and reopen the database to "
+                         "write again");
   }
   db->writer_active = 1;
   db->writer = cairn_thread_self();
   txn->snap = db->cur;
   txn->map = db->pg.map;
+  uint64_t readers = oldest_reader(db);
   uint64_t limit = db_oldest_snapshot(db);
+  uint64_t young_limit = limit;
   if (db->durable_txnid < limit)
     limit = db->durable_txnid;
   live_add(db, txn);
   cairn_mutex_unlock(&db->meta_mu);
-  int rc = freelist_release(&db->fl, limit);
+  pgvec young = {0};
+  int rc = freelist_release(&db->fl, limit, young_limit, &young);
+  /* Released young pages are dead: nothing can look them up any more. */
+  for (size_t i = 0; i < young.len; i++)
+    deferred_remove(&db->def, young.v[i]);
+  pgvec_free(&young);
+  deferred_collect(&db->def, readers);
   txn->snap.txnid++;
   catalog_state_from(txn);
   *out = txn;
@@ -444,6 +473,7 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
     free(txn->cfs[i]);
   free(txn->cfs);
   free(txn->scratch);
+  free(txn->log);
   cairn_mutex_lock(&db->meta_mu);
   live_remove(db, txn);
   if (txn->rdonly) {
@@ -473,21 +503,28 @@ static int cmp_dirty(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Write every dirty page, coalescing neighbours into larger writes. */
-static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
-  pager *pg = &txn->db->pg;
-  uint32_t psize = pg->psize;
-  cairn_file *f = pg->file;
-  enum { BATCH = 1 << 20 };
-  uint8_t *batch = NULL;
+/* Stamp every dirty page with the commit's id and its checksum. */
+static void seal_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
+  uint32_t psize = txn->db->pg.psize;
   for (size_t i = 0; i < n; i++) {
     dirty_page *d = ds[i];
     uint64_t span = page_crc_span(d->buf, psize);
     if (span > d->npages * psize)
       span = d->npages * psize;
     page_seal(d->buf, txn->snap.txnid, (uint32_t)span);
-    pager_invalidate(pg, d->pgno, d->npages);
   }
+}
+
+/* Write sealed pages (sorted by number), coalescing neighbours into larger
+ * writes. */
+static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
+  pager *pg = &txn->db->pg;
+  uint32_t psize = pg->psize;
+  cairn_file *f = pg->file;
+  enum { BATCH = 1 << 20 };
+  uint8_t *batch = NULL;
+  for (size_t i = 0; i < n; i++)
+    pager_invalidate(pg, ds[i]->pgno, ds[i]->npages);
   uint64_t pages = 0;
   for (size_t k = 0; k < n; k++)
     pages += ds[k]->npages;
@@ -540,6 +577,27 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
 uint64_t db_now_ms(void); /* db.c */
 
 int db_sync_locked(cairn_db *db) {
+  if (db->wal_on) {
+    if (db->rdonly || !db->wal.unsynced)
+      return CAIRN_OK;
+    if (db->poisoned)
+      return cairn__seterr(CAIRN_IO, "an earlier commit failed writing the "
+                                     "log; reopen the database");
+    uint64_t t0 = metrics_now_ns();
+    int rc = wal_sync(&db->wal);
+    if (rc) {
+      db->poisoned = 1; /* which records survive is unknown */
+      return rc;
+    }
+    METRIC_ADD(&db->metrics, syncs, 1);
+    histo_record(&db->metrics.sync, metrics_now_ns() - t0);
+    db->lazy_commits = 0;
+    db->last_sync_ms = db_now_ms();
+    cairn_mutex_lock(&db->meta_mu);
+    db->logged_durable = db->cur.txnid;
+    cairn_mutex_unlock(&db->meta_mu);
+    return CAIRN_OK;
+  }
   cairn_mutex_lock(&db->meta_mu);
   meta m = db->cur;
   int slot = 1 - db->durable_slot;
@@ -573,6 +631,166 @@ int db_sync_locked(cairn_db *db) {
   return CAIRN_OK;
 }
 
+static uint64_t checkpoint_bytes(const cairn_db *db) {
+  return (uint64_t)(db->opts.checkpoint_mib ? db->opts.checkpoint_mib : 64)
+         << 20;
+}
+
+/* Log mode: append the commit's record (synced if durable), then hand its
+ * pages to the deferred page table, where readers find them. */
+static int commit_logged(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
+  cairn_db *db = txn->db;
+  if (!db->replaying) {
+    uint8_t empty[WAL_REC_HDR];
+    uint8_t *rec = txn->log ? txn->log : empty;
+    size_t body = txn->log ? txn->loglen - WAL_REC_HDR : 0;
+    int rc = wal_append(&db->wal, txn->snap.txnid, rec, body);
+    if (rc)
+      return rc; /* nothing is durable; the next record overwrites it */
+    METRIC_SET(&db->metrics, last_commit_bytes, WAL_REC_HDR + body);
+    METRIC_ADD(&db->metrics, bytes_logged, WAL_REC_HDR + body);
+    if (sync) {
+      uint64_t s0 = metrics_now_ns();
+      rc = wal_sync(&db->wal);
+      if (rc) {
+        db->poisoned = 1; /* the record may or may not have survived */
+        return rc;
+      }
+      METRIC_ADD(&db->metrics, syncs, 1);
+      histo_record(&db->metrics.sync, metrics_now_ns() - s0);
+    }
+  }
+  METRIC_SET(&db->metrics, last_commit_pages, 0);
+  (void)sync;
+  uint64_t published = db->cur.txnid; /* only the writer changes cur */
+  for (size_t i = 0; i < n; i++) {
+    pager_invalidate(&db->pg, ds[i]->pgno, ds[i]->npages);
+    int rc = deferred_put(&db->def, ds[i], published);
+    if (rc) {
+      /* Logged but not applied in memory: only replaying the log at the
+       * next open can finish it. */
+      db->poisoned = 1;
+      for (size_t j = 0; j < i; j++)
+        pgmap_del(&txn->dirty, ds[j]->pgno);
+      return rc;
+    }
+  }
+  return CAIRN_OK;
+}
+
+/* Log mode: move the pages this commit freed that exist only in the
+ * deferred table (never written by a checkpoint) from freed to young. */
+static int split_young(cairn_txn *txn, pgvec *young) {
+  pgvec *f = &txn->freed;
+  size_t k = 0;
+  int rc = CAIRN_OK;
+  uint64_t run_end = 0; /* pages of a young overflow run are young too */
+  pgvec_sort(f);
+  for (size_t i = 0; i < f->len; i++) {
+    uint64_t pg = f->v[i];
+    if (!rc && pg >= run_end) {
+      dirty_page *d = deferred_get(&txn->db->def, pg);
+      if (d)
+        run_end = pg + d->npages;
+    }
+    if (!rc && pg < run_end)
+      rc = pgvec_push(young, pg);
+    else
+      f->v[k++] = pg;
+  }
+  f->len = k;
+  return rc ? cairn__seterr(rc, "out of memory recording free pages") : 0;
+}
+
+static int cmp_dirty(const void *a, const void *b);
+
+/* Write the commit's pages (and, for a checkpoint, every deferred page) to
+ * the file; if durable, sync and write the meta page. */
+static int commit_pages(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
+  cairn_db *db = txn->db;
+  dirty_page **all = ds, **def = NULL;
+  size_t total = n, nd = 0;
+  int rc = CAIRN_OK;
+  if (txn->checkpoint) {
+    rc = deferred_list(&db->def, &def, &nd);
+    if (!rc && nd) {
+      all = malloc((n + nd) * sizeof *all);
+      if (!all)
+        rc = cairn__seterr(CAIRN_NOMEM, "out of memory checkpointing");
+      else {
+        memcpy(all, ds, n * sizeof *all);
+        memcpy(all + n, def, nd * sizeof *all);
+        total = n + nd;
+        qsort(all, total, sizeof *all, cmp_dirty);
+      }
+    }
+  }
+  if (!rc)
+    rc = write_dirty(txn, all, total);
+  if (all != ds)
+    free(all);
+  free(def);
+  if (!rc) {
+    /* Readers copy the map pointer under meta_mu at begin. */
+    cairn_mutex_lock(&db->meta_mu);
+    rc = pager_ensure_map(&db->pg, txn->snap.page_count * db->pg.psize);
+    cairn_mutex_unlock(&db->meta_mu);
+  }
+  if (!rc && sync) {
+    cairn_file *f = db->pg.file;
+    uint64_t s0 = metrics_now_ns();
+    rc = f->methods->sync(f);
+    if (!rc) {
+      rc = meta_write(f, &txn->snap, 1 - db->durable_slot, db->pg.psize);
+      if (!rc)
+        rc = f->methods->sync(f);
+      if (rc)
+        db->poisoned = 1;
+      else {
+        METRIC_ADD(&db->metrics, syncs, 1);
+        histo_record(&db->metrics.sync, metrics_now_ns() - s0);
+      }
+    }
+  }
+  return rc;
+}
+
+int db_checkpoint(cairn_db *db) {
+  if (!db->wal_on || db->rdonly || !db->wal.file)
+    return CAIRN_OK;
+  cairn_txn *txn;
+  int rc = txn_begin_writer(db, &txn);
+  if (rc)
+    return rc;
+  if (txn->failed) {
+    cairn_abort(txn);
+    return cairn__seterr(CAIRN_NOMEM, "out of memory starting a checkpoint");
+  }
+  if (!db->def.bytes && db->wal.pos == WAL_HDR &&
+      db->durable_txnid == db->cur.txnid) {
+    cairn_abort(txn);
+    return CAIRN_OK;
+  }
+  txn->checkpoint = 1;
+  return cairn_commit_ex(txn, CAIRN_DURABILITY_SYNC);
+}
+
+int cairn_checkpoint(cairn_db *db) {
+  if (!db)
+    return cairn__seterr(CAIRN_INVALID, "cairn_checkpoint: db is NULL");
+  cairn_mutex_lock(&db->meta_mu);
+  int mine =
+      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  cairn_mutex_unlock(&db->meta_mu);
+  if (mine)
+    return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
+                                     "transaction before cairn_checkpoint");
+  int rc = db_checkpoint(db);
+  if (!rc)
+    cairn__clearerr();
+  return rc;
+}
+
 int cairn_commit(cairn_txn *txn) {
   return cairn_commit_ex(txn, CAIRN_DURABILITY_DEFAULT);
 }
@@ -601,7 +819,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   int changed = txn->dirty.len || txn->freed.len;
   for (size_t i = 0; i < txn->ncfs && !changed; i++)
     changed = txn->cfs[i]->dirty || txn->cfs[i]->dropped;
-  if (!changed) {
+  if (!changed && !txn->checkpoint) {
     if (txn->taken.len) /* pages taken and given back within the txn */
       freelist_return(&db->fl, &txn->taken);
     txn_free_all(txn, 0);
@@ -610,8 +828,12 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     return CAIRN_OK;
   }
   uint64_t t0 = metrics_now_ns();
+  int sync = durability == CAIRN_DURABILITY_SYNC ||
+             (durability == CAIRN_DURABILITY_DEFAULT &&
+              db->opts.durability != CAIRN_DURABILITY_LAZY);
+  int logged = db->wal_on && !txn->checkpoint;
   int rc = catalog_flush(txn);
-  if (!rc)
+  if (!rc && !logged)
     rc = freelist_persist(txn);
   dirty_page **ds = NULL;
   size_t n = 0;
@@ -625,55 +847,70 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       if (txn->dirty.slots[i].key)
         ds[n++] = txn->dirty.slots[i].val;
     qsort(ds, n, sizeof *ds, cmp_dirty);
-    rc = write_dirty(txn, ds, n);
-  }
-  if (!rc) {
-    /* Readers copy the map pointer under meta_mu at begin. */
-    cairn_mutex_lock(&db->meta_mu);
-    rc = pager_ensure_map(&db->pg, txn->snap.page_count * db->pg.psize);
-    cairn_mutex_unlock(&db->meta_mu);
-  }
-  int sync = durability == CAIRN_DURABILITY_SYNC ||
-             (durability == CAIRN_DURABILITY_DEFAULT &&
-              db->opts.durability != CAIRN_DURABILITY_LAZY);
-  int slot = 1 - db->durable_slot;
-  if (!rc && sync) {
-    cairn_file *f = db->pg.file;
-    uint64_t s0 = metrics_now_ns();
-    rc = f->methods->sync(f);
-    if (!rc) {
-      rc = meta_write(f, &txn->snap, slot, db->pg.psize);
-      if (!rc)
-        rc = f->methods->sync(f);
-      if (rc)
-        db->poisoned = 1;
-      else {
-        METRIC_ADD(&db->metrics, syncs, 1);
-        histo_record(&db->metrics.sync, metrics_now_ns() - s0);
-      }
-    }
+    seal_dirty(txn, ds, n);
+    rc = logged ? commit_logged(txn, sync, ds, n)
+                : commit_pages(txn, sync, ds, n);
   }
   if (rc) {
     free(ds);
     cairn_abort(txn);
     return rc;
   }
-  /* The cache must hold the new content of reused page numbers before any
-   * reader can reach them through the new state. */
-  int cached = !db->pg.mapped;
-  for (size_t i = 0; i < n && cached; i++)
-    pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
+  if (!logged) {
+    /* The cache must hold the new content of reused page numbers before
+     * any reader can reach them through the new state. */
+    int cached = !db->pg.mapped;
+    for (size_t i = 0; i < n && cached; i++)
+      pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
+  }
   free(ds);
   /* Publish. */
+  pgvec young = {0};
+  int frc = logged ? split_young(txn, &young) : CAIRN_OK;
+  uint64_t free_pages = 0;
+  if (!frc && logged) {
+    free_pages = freelist_total(&db->fl) + txn->freed.len + young.len +
+                 txn->local_free.len;
+  }
   cairn_mutex_lock(&db->meta_mu);
   db->cur = txn->snap;
-  if (sync) {
+  if (logged) {
+    db->free_pages = free_pages;
+    if (sync && !db->replaying)
+      db->logged_durable = txn->snap.txnid;
+  }
+  if (sync && !logged) {
     db->durable_txnid = txn->snap.txnid;
-    db->durable_slot = slot;
+    db->durable_slot = 1 - db->durable_slot;
   }
   cairn_mutex_unlock(&db->meta_mu);
-  METRIC_ADD(&db->metrics, pages_freed, txn->freed.len);
-  int frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed);
+  if (txn->checkpoint) {
+    /* Every deferred page is in the file under a durable meta page now:
+     * readers that start from here on read them there, and the log
+     * restarts after this checkpoint. */
+    deferred_reset(&db->def, txn->snap.txnid);
+    int wrc = wal_reset(&db->wal, txn->snap.db_id, txn->snap.txnid);
+    if (wrc) {
+      /* New records must never follow the old ones (their ids would leave
+       * a gap recovery stops at): no more writes until a reopen. */
+      db->poisoned = 1;
+      rc = wrc;
+    }
+    METRIC_ADD(&db->metrics, checkpoints, 1);
+    db->freed_since_ckpt = 0;
+    cairn_mutex_lock(&db->meta_mu);
+    db->logged_durable = txn->snap.txnid;
+    db->free_pages = txn->snap.freelist_count;
+    cairn_mutex_unlock(&db->meta_mu);
+  }
+  METRIC_ADD(&db->metrics, pages_freed, txn->freed.len + young.len);
+  if (logged) /* checkpointed pages replaced: reusable after a checkpoint */
+    db->freed_since_ckpt += txn->freed.len;
+  if (!frc)
+    frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed, 0);
+  if (!frc)
+    frc = freelist_add_pending(&db->fl, txn->snap.txnid, &young, 1);
+  pgvec_free(&young);
   if (!frc && txn->local_free.len) {
     pgvec_sort(&txn->local_free);
     frc = pgvec_merge(&db->fl.ready, &txn->local_free);
@@ -685,7 +922,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   if (sync) {
     db->lazy_commits = 0;
     db->last_sync_ms = db_now_ms();
-  } else {
+  } else if (!db->replaying) {
     db->lazy_commits++;
     if ((db->opts.lazy_sync_commits &&
          db->lazy_commits >= db->opts.lazy_sync_commits) ||
@@ -695,12 +932,28 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
        * by the next one and reported by cairn_sync. */
       (void)db_sync_locked(db);
   }
-  txn_free_all(txn, cached);
+  if (logged) /* the deferred page table owns the pages now */
+    pgmap_clear(&txn->dirty);
+  /* Pages of the checkpointed tree that commits replaced cannot be reused
+   * before the next checkpoint: checkpointing once they pass a quarter of
+   * the file bounds the file's growth. */
+  int ckpt = logged && !db->replaying && !db->rdonly &&
+             (db->def.bytes >= checkpoint_bytes(db) ||
+              db->wal.pos >= checkpoint_bytes(db) ||
+              (db->freed_since_ckpt > 16 &&
+               db->freed_since_ckpt > txn->snap.page_count / 4));
+  txn_free_all(txn, !logged && !db->pg.mapped);
   metrics *m = &db->metrics;
   METRIC_ADD(m, commits, 1);
   METRIC_ADD(m, commits_sync, sync ? 1 : 0);
   METRIC_ADD(m, commits_lazy, sync ? 0 : 1);
   histo_record(&m->commit, metrics_now_ns() - t0);
+  if (ckpt)
+    /* The commit is durable in the log; a failed checkpoint leaves its
+     * pages in memory and is retried after the next commit. */
+    (void)db_checkpoint(db);
+  if (rc)
+    return rc;
   cairn__clearerr();
   return CAIRN_OK;
 }

@@ -106,6 +106,9 @@ typedef enum cairn_durability {
 #define CAIRN_OPEN_CREATE 0x1u /* create the file if it does not exist */
 #define CAIRN_OPEN_RDONLY 0x2u /* read-only: shared lock, no writes */
 #define CAIRN_OPEN_NOMMAP 0x4u /* use the page cache even if the host maps */
+/* No write-ahead log: every commit writes its tree pages and a meta page
+ * (the plain copy-on-write path; one file, slower durable commits). */
+#define CAIRN_OPEN_NOLOG 0x8u
 
 typedef struct cairn_options {
   uint32_t flags;              /* CAIRN_OPEN_*; default CAIRN_OPEN_CREATE */
@@ -115,6 +118,10 @@ typedef struct cairn_options {
   size_t cache_pages;          /* page cache bound in cached mode; 0 = 4096 */
   uint32_t lazy_sync_commits;  /* lazy mode: sync after this many commits */
   uint32_t lazy_sync_ms;       /* lazy mode: sync when this much time passed */
+  /* With the log: checkpoint (write the tree pages that commits left in
+   * memory, then restart the log) when they or the log pass this many
+   * MiB; 0 = 64. */
+  uint32_t checkpoint_mib;
 } cairn_options;
 
 /* Fill *opts with the defaults. */
@@ -134,6 +141,14 @@ int cairn_close(cairn_db *db);
 /* Make every commit so far durable (lazy mode); a no-op when nothing is
  * pending. */
 int cairn_sync(cairn_db *db);
+
+/* Write every page that commits left in memory to the database file, make
+ * it durable with a meta page, and restart the write-ahead log (as
+ * sqlite3_wal_checkpoint). cairn does this by itself when the log or the
+ * deferred pages pass checkpoint_mib, and at close; call it before copying
+ * the database file by other means. CAIRN_BUSY from the thread that holds
+ * the write transaction. */
+int cairn_checkpoint(cairn_db *db);
 
 /* ---- transactions ------------------------------------------------------ */
 
@@ -259,7 +274,8 @@ typedef struct cairn_metrics {
   uint64_t pages_reused; /* allocations served by the freelist */
   uint64_t pages_freed;  /* pages commits released */
   uint64_t cache_hits, cache_misses, cache_evictions; /* cached mode only */
-  uint64_t checkpoints; /* reserved for the write-ahead log: 0 */
+  uint64_t checkpoints;  /* deferred pages written + meta (log mode) */
+  uint64_t bytes_logged; /* write-ahead log records appended */
   cairn_latency get, put, commit, sync;
 } cairn_metrics;
 

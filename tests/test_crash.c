@@ -175,9 +175,13 @@ typedef struct progress {
   char fail_msg[256];
 } progress;
 
+/* Extra open flags for every workload: CAIRN_OPEN_NOLOG runs the plain
+ * copy-on-write commit path instead of the write-ahead log. */
+static uint32_t g_mode_flags;
+
 static void options_for(const workload *w, cairn_options *o, uint32_t flags) {
   ts_options(o, "fault", w->psize);
-  o->flags = flags;
+  o->flags = flags | g_mode_flags;
   o->durability = w->lazy ? CAIRN_DURABILITY_LAZY : CAIRN_DURABILITY_SYNC;
   o->lazy_sync_commits = w->auto_sync;
   o->lazy_sync_ms = 0;
@@ -546,6 +550,15 @@ int main(void) {
   workload w3 = {"lazy-autosync", 1, 3, 16384, 20, 0, 0, 0};
   gen_workload(&w3, 33, 60, 10);
   crash_all_points(&w3, seeds, ts_scaled(150, 30));
+
+  /* The same short workloads without the log (tree pages + meta per
+   * commit), which every host can choose. */
+  g_mode_flags = CAIRN_OPEN_NOLOG;
+  crash_all_points(&w1, 1, 0);
+  errors_all_points(&w1);
+  crash_all_points(&w2, 1, 0);
+  crash_all_points(&w3, 1, ts_scaled(150, 30));
+  g_mode_flags = 0;
 
   workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0};
   gen_workload(&w4, 44, 800, 60);

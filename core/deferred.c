@@ -1,0 +1,229 @@
+/*
+ * deferred.c — the deferred page table: pages of commits made durable by
+ * the write-ahead log whose tree pages have not been written to the file
+ * yet (the next checkpoint writes them).
+ *
+ * One writer changes the table; readers on any thread look pages up without
+ * a lock. Invariants that make that safe:
+ *   - a slot's page pointer is stored before its key (release), and a
+ *     reader loads the key before the page (acquire);
+ *   - an entry is replaced or removed only when its page is dead: freed by
+ *     a commit no live snapshot predates, so no reader can be looking for it;
+ *   - a whole table that readers may still probe (grown out of, or written
+ *     out by a checkpoint) is retired with the newest published txn id, and
+ *     freed only when every live reader's snapshot is newer than that.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+#define TOMBSTONE UINT64_MAX
+
+struct dp_table {
+  size_t cap;  /* power of two */
+  size_t used; /* live + tombstones: probing chains */
+  size_t live;
+  int owns_pages; /* retired by a checkpoint: the pages go with it */
+  dp_slot slots[];
+};
+
+static size_t hash(uint64_t k, size_t cap) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdull;
+  k ^= k >> 33;
+  return (size_t)k & (cap - 1);
+}
+
+static dp_table *table_new(size_t cap) {
+  dp_table *t = calloc(1, sizeof *t + cap * sizeof(dp_slot));
+  if (t)
+    t->cap = cap;
+  return t;
+}
+
+static void page_free(dirty_page *d) {
+  if (d) {
+    free(d->buf);
+    free(d);
+  }
+}
+
+static void table_free(dp_table *t) {
+  if (!t)
+    return;
+  if (t->owns_pages)
+    for (size_t i = 0; i < t->cap; i++) {
+      uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+      if (k && k != TOMBSTONE)
+        page_free(
+            atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
+    }
+  free(t);
+}
+
+void deferred_init(deferred *d) {
+  memset(d, 0, sizeof *d);
+  atomic_store_explicit(&d->tab, NULL, memory_order_relaxed);
+}
+
+dirty_page *deferred_get(deferred *d, uint64_t pgno) {
+  dp_table *t = atomic_load_explicit(&d->tab, memory_order_acquire);
+  if (!t || !atomic_load_explicit(&d->live, memory_order_relaxed))
+    return NULL;
+  for (size_t i = hash(pgno, t->cap), n = 0; n < t->cap;
+       i = (i + 1) & (t->cap - 1), n++) {
+    uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_acquire);
+    if (k == pgno)
+      return atomic_load_explicit(&t->slots[i].page, memory_order_acquire);
+    if (k == 0)
+      return NULL;
+  }
+  return NULL;
+}
+
+static void retire(deferred *d, dp_table *t, uint64_t tag) {
+  retired_table *r = malloc(sizeof *r);
+  if (!r) {
+    /* Without the bookkeeping the table can only leak: readers may still
+     * probe it, so freeing it now is never an option. */
+    return;
+  }
+  r->table = t;
+  r->tag = tag;
+  r->next = d->retired;
+  d->retired = r;
+}
+
+/* Insert into t, which has room (writer only): replace the key's entry if
+ * the chain holds it, else take the first free or removed slot. */
+static void insert(dp_table *t, dirty_page *page) {
+  size_t i = hash(page->pgno, t->cap), slot = SIZE_MAX;
+  for (;; i = (i + 1) & (t->cap - 1)) {
+    uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+    if (k == page->pgno) {
+      dirty_page *old =
+          atomic_load_explicit(&t->slots[i].page, memory_order_relaxed);
+      atomic_store_explicit(&t->slots[i].page, page, memory_order_release);
+      page_free(old); /* dead: see the invariants above */
+      return;
+    }
+    if (k == TOMBSTONE && slot == SIZE_MAX)
+      slot = i;
+    if (k == 0)
+      break;
+  }
+  if (slot == SIZE_MAX) {
+    slot = i;
+    t->used++;
+  }
+  atomic_store_explicit(&t->slots[slot].page, page, memory_order_release);
+  atomic_store_explicit(&t->slots[slot].key, page->pgno, memory_order_release);
+  t->live++;
+}
+
+int deferred_put(deferred *d, dirty_page *page, uint64_t published) {
+  dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
+  if (!t || (t->used + 1) * 10 > t->cap * 7) {
+    size_t cap = t ? t->cap : 1024;
+    while ((t ? t->live + 1 : 1) * 10 > cap * 4)
+      cap *= 2;
+    dp_table *n = table_new(cap);
+    if (!n)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory growing the deferred "
+                                        "page table");
+    if (t) {
+      for (size_t i = 0; i < t->cap; i++) {
+        uint64_t k =
+            atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+        if (k && k != TOMBSTONE)
+          insert(n,
+                 atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
+      }
+    }
+    atomic_store_explicit(&d->tab, n, memory_order_release);
+    if (t)
+      retire(d, t, published);
+    t = n;
+  }
+  dirty_page *old = deferred_get(d, page->pgno);
+  if (old)
+    d->bytes -= old->npages * (uint64_t)d->psize;
+  insert(t, page);
+  d->bytes += page->npages * (uint64_t)d->psize;
+  atomic_store_explicit(&d->live, t->live, memory_order_relaxed);
+  return CAIRN_OK;
+}
+
+void deferred_remove(deferred *d, uint64_t pgno) {
+  dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
+  if (!t)
+    return;
+  for (size_t i = hash(pgno, t->cap), n = 0; n < t->cap;
+       i = (i + 1) & (t->cap - 1), n++) {
+    uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+    if (k == 0)
+      return;
+    if (k != pgno)
+      continue;
+    dirty_page *old =
+        atomic_load_explicit(&t->slots[i].page, memory_order_relaxed);
+    atomic_store_explicit(&t->slots[i].key, TOMBSTONE, memory_order_release);
+    d->bytes -= old->npages * (uint64_t)d->psize;
+    page_free(old); /* dead: no reader looks for it */
+    t->live--;
+    atomic_store_explicit(&d->live, t->live, memory_order_relaxed);
+    return;
+  }
+}
+
+int deferred_list(deferred *d, dirty_page ***out, size_t *n) {
+  dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
+  *out = NULL;
+  *n = 0;
+  if (!t || !t->live)
+    return CAIRN_OK;
+  dirty_page **v = malloc(t->live * sizeof *v);
+  if (!v)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory listing deferred pages");
+  size_t k = 0;
+  for (size_t i = 0; i < t->cap; i++) {
+    uint64_t key = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+    if (key && key != TOMBSTONE)
+      v[k++] = atomic_load_explicit(&t->slots[i].page, memory_order_relaxed);
+  }
+  *out = v;
+  *n = k;
+  return CAIRN_OK;
+}
+
+void deferred_reset(deferred *d, uint64_t published) {
+  dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
+  if (!t)
+    return;
+  atomic_store_explicit(&d->tab, NULL, memory_order_release);
+  atomic_store_explicit(&d->live, 0, memory_order_relaxed);
+  d->bytes = 0;
+  t->owns_pages = 1;
+  retire(d, t, published);
+}
+
+void deferred_collect(deferred *d, uint64_t oldest_reader) {
+  for (retired_table **p = &d->retired; *p;) {
+    retired_table *r = *p;
+    if (r->tag < oldest_reader) {
+      *p = r->next;
+      table_free(r->table);
+      free(r);
+    } else {
+      p = &r->next;
+    }
+  }
+}
+
+void deferred_free(deferred *d) {
+  deferred_reset(d, 0);
+  deferred_collect(d, UINT64_MAX);
+}
