@@ -359,6 +359,29 @@ int cairn_backup_verify(const char *path, const char *platform,
 int cairn_restore(const char *const *backups, size_t nbackups, const char *dest,
                   const char *platform);
 
+/* Streams for dump, load and stats output. A write callback returns 0 or a
+ * CAIRN_* code (anything else non-zero is reported as CAIRN_IO); a read
+ * callback stores up to cap bytes and their number in *got (0 = end). */
+typedef int (*cairn_write_fn)(void *ctx, const void *buf, size_t n);
+typedef int (*cairn_read_fn)(void *ctx, void *buf, size_t cap, size_t *got);
+
+/* Write every column family of one snapshot in the portable text format
+ * (core/OPERATIONS.md): a header line, per column family a section line and
+ * one hex "key:value" line per entry in key order, and an end line. Memory
+ * use is bounded by the largest value. The output depends only on the
+ * content and the page size (named in the header), so dump | load | dump is
+ * byte for byte when the loaded database has the same page size (`cairn
+ * load` creates it so). */
+int cairn_dump(cairn_db *db, cairn_write_fn write, void *ctx);
+
+/* Load a dump into db, which must be empty (only an empty default column
+ * family; CAIRN_EXISTS otherwise). Keys must ascend strictly within each
+ * section and every count must match. Commits in batches of bounded size;
+ * the last commit is durable. A failed load (bad input: CAIRN_CORRUPT naming
+ * the line; a newer format: CAIRN_VERSION) leaves what the finished batches
+ * wrote: load again into a new database. */
+int cairn_load(cairn_db *db, cairn_read_fn read, void *ctx);
+
 /* ---- integrity ---------------------------------------------------------- */
 
 /* Walk every page of the newest commit: page checksums, key order within and
