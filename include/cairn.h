@@ -382,6 +382,14 @@ int cairn_dump(cairn_db *db, cairn_write_fn write, void *ctx);
  * wrote: load again into a new database. */
 int cairn_load(cairn_db *db, cairn_read_fn read, void *ctx);
 
+#define CAIRN_STAT_JSON 1
+#define CAIRN_STAT_PROMETHEUS 2
+
+/* Write the database statistics, per column family statistics and the
+ * metrics of this handle as one JSON object or as Prometheus text exposition
+ * format (metrics named cairn_*, latencies as summaries in seconds). */
+int cairn_stat_write(cairn_db *db, int format, cairn_write_fn write, void *ctx);
+
 /* ---- integrity ---------------------------------------------------------- */
 
 /* Walk every page of the newest commit: page checksums, key order within and
