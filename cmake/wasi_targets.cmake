@@ -51,3 +51,64 @@ if(TARGET cairn_cli)
     endforeach()
   endif()
 endif()
+
+# ---- native twins of the WASI-only programs -----------------------------------
+# Built with the host compiler (cmake/wasi_native) so one ctest run pairs the
+# two hosts; CAIRN_WASI_NATIVE=OFF skips them (no host compiler).
+option(CAIRN_WASI_NATIVE "Build native twins for cross-host tests and bench" ON)
+if(CAIRN_WASI_NATIVE)
+  include(ExternalProject)
+  set(CAIRN_WASI_NATIVE_DIR ${PROJECT_BINARY_DIR}/native)
+  ExternalProject_Add(cairn_wasi_native
+    SOURCE_DIR ${PROJECT_SOURCE_DIR}/cmake/wasi_native
+    BINARY_DIR ${CAIRN_WASI_NATIVE_DIR}
+    CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release
+    # The host compiler, not the toolchain file's wasm32 one.
+    CMAKE_CACHE_ARGS -DCMAKE_TOOLCHAIN_FILE:FILEPATH=
+    INSTALL_COMMAND ""
+    BUILD_ALWAYS ON
+    USES_TERMINAL_BUILD ON)
+endif()
+
+# ---- WASI-only tests --------------------------------------------------------------
+if(CAIRN_BUILD_TESTS)
+  cairn_add_test_exe(wasi_xhost ${PROJECT_SOURCE_DIR}/tests/wasi_xhost.c)
+  # The wasi platform's own behaviour: page cache bound, lock files, stale
+  # locks; then a process that dies holding the lock and the next one.
+  cairn_add_test_exe(wasi_platform_test
+                     ${PROJECT_SOURCE_DIR}/tests/wasi_platform_test.c)
+  target_include_directories(wasi_platform_test PRIVATE
+                             ${PROJECT_SOURCE_DIR}/platform/wasm)
+  cairn_register_test(wasi_platform_test unit wasi_platform_test)
+  cairn_register_test(wasi_lock_die unit wasi_platform_test die die.db)
+  set_tests_properties(wasi_lock_die PROPERTIES FIXTURES_SETUP wasi_die
+    WORKING_DIRECTORY ${CAIRN_TEST_WORK}/wasi_lock)
+  cairn_register_test(wasi_lock_recover unit wasi_platform_test recover die.db)
+  set_tests_properties(wasi_lock_recover PROPERTIES FIXTURES_REQUIRED wasi_die
+    WORKING_DIRECTORY ${CAIRN_TEST_WORK}/wasi_lock)
+  file(MAKE_DIRECTORY ${CAIRN_TEST_WORK}/wasi_lock)
+  # One host, both directions in one directory.
+  cairn_register_test(wasi_xhost_self unit wasi_xhost)
+  if(CAIRN_WASI_NATIVE)
+    # native writes, WASI reads; WASI writes, native reads. The databases
+    # live in work/xhost/{native,wasi}: relative paths, so the .wasm finds
+    # them in its preopened current directory.
+    set(xdir ${CAIRN_TEST_WORK}/xhost)
+    file(MAKE_DIRECTORY ${xdir}/native ${xdir}/wasi)
+    set(native ${CAIRN_WASI_NATIVE_DIR}/wasi_xhost)
+    add_test(NAME xhost_native_write COMMAND ${native} write native
+             WORKING_DIRECTORY ${xdir})
+    add_test(NAME xhost_wasi_read COMMAND wasi_xhost verify native
+             WORKING_DIRECTORY ${xdir})
+    add_test(NAME xhost_wasi_write COMMAND wasi_xhost write wasi
+             WORKING_DIRECTORY ${xdir})
+    add_test(NAME xhost_native_read COMMAND ${native} verify wasi
+             WORKING_DIRECTORY ${xdir})
+    set_tests_properties(xhost_native_write PROPERTIES FIXTURES_SETUP xhost_n)
+    set_tests_properties(xhost_wasi_read PROPERTIES FIXTURES_REQUIRED xhost_n)
+    set_tests_properties(xhost_wasi_write PROPERTIES FIXTURES_SETUP xhost_w)
+    set_tests_properties(xhost_native_read PROPERTIES FIXTURES_REQUIRED xhost_w)
+    set_tests_properties(xhost_native_write xhost_wasi_read xhost_wasi_write
+      xhost_native_read PROPERTIES LABELS xhost TIMEOUT ${CAIRN_TEST_TIMEOUT})
+  endif()
+endif()
