@@ -29,6 +29,7 @@
 #include "crc32c.h"
 #include "engine.h"
 #include "error.h"
+#include "ops.h"
 
 #define BK_MAGIC "cairnBK"      /* 8 bytes with the NUL */
 #define BK_END_MAGIC "cairnEND" /* 8 bytes, no NUL */
@@ -248,11 +249,6 @@ typedef struct witem {
 
 enum { PH_BUILD = 1, PH_COPY, PH_DONE };
 
-typedef struct cf_ref {
-  char *name;
-  cairn_cf src, dst;
-} cf_ref;
-
 struct cairn_backup_job {
   cairn_db *db;    /* the source */
   cairn_txn *snap; /* the source snapshot: pins every page we copy */
@@ -276,8 +272,9 @@ struct cairn_backup_job {
   cairn_db *cdb;
   cairn_txn *cw;
   cairn_cursor *cur;
-  cf_ref *cfs;
-  size_t ncfs, capcfs, cfi;
+  ops_cfs cfs;     /* the source's column families */
+  size_t cfi;      /* the one being copied */
+  cairn_cf cf_dst; /* its handle in the copy */
   uint64_t batch_bytes;
 };
 
@@ -527,25 +524,6 @@ static int copy_step(cairn_backup_job *j, uint64_t budget) {
 
 /* ---- compact: rewrite the snapshot into a fresh database ----------------- */
 
-static int collect_cf(void *ctx, const char *name, cairn_cf cf) {
-  cairn_backup_job *j = ctx;
-  if (j->ncfs == j->capcfs) {
-    size_t cap = j->capcfs ? 2 * j->capcfs : 16;
-    cf_ref *n = realloc(j->cfs, cap * sizeof *n);
-    if (!n)
-      return CAIRN_NOMEM;
-    j->cfs = n;
-    j->capcfs = cap;
-  }
-  cf_ref *r = &j->cfs[j->ncfs];
-  if (!(r->name = str_dup(name)))
-    return CAIRN_NOMEM;
-  r->src = cf;
-  r->dst = CAIRN_DEFAULT_CF;
-  j->ncfs++;
-  return 0;
-}
-
 #define COMPACT_BATCH (16u << 20) /* bytes of data per commit of the copy */
 
 static int compact_commit(cairn_backup_job *j) {
@@ -567,7 +545,7 @@ static int compact_step(cairn_backup_job *j, uint64_t budget) {
       return rc;
     }
     if (!j->cur) {
-      if (j->cfi == j->ncfs) { /* everything copied */
+      if (j->cfi == j->cfs.n) { /* everything copied */
         if ((rc = compact_commit(j)) != CAIRN_OK)
           return rc;
         if ((rc = cairn_begin(j->cdb, CAIRN_TXN_RDONLY, &j->ptxn)) != 0)
@@ -575,10 +553,10 @@ static int compact_step(cairn_backup_job *j, uint64_t budget) {
         j->pdb = j->cdb;
         return copy_start(j);
       }
-      cf_ref *r = &j->cfs[j->cfi];
-      rc = cairn_cf_open(j->cw, r->name, CAIRN_CF_CREATE, &r->dst);
+      rc = cairn_cf_open(j->cw, j->cfs.name[j->cfi], CAIRN_CF_CREATE,
+                         &j->cf_dst);
       if (!rc)
-        rc = cairn_cursor_open(j->snap, r->src, &j->cur);
+        rc = cairn_cursor_open(j->snap, j->cfs.cf[j->cfi], &j->cur);
       if (rc)
         return rc;
       rc = cairn_cursor_first(j->cur);
@@ -596,7 +574,7 @@ static int compact_step(cairn_backup_job *j, uint64_t budget) {
     if (!rc)
       rc = cairn_cursor_get(j->cur, &k, &v);
     if (!rc)
-      rc = cairn_put(j->cw, j->cfs[j->cfi].dst, k, v, 0);
+      rc = cairn_put(j->cw, j->cf_dst, k, v, 0);
     if (rc)
       return rc;
     copied += k.size + v.size + 16;
@@ -676,9 +654,7 @@ static void job_free(cairn_backup_job *j) {
     j->out.f->methods->close(j->out.f);
     j->plat->remove(j->plat, j->tmp); /* only ever the temporary name */
   }
-  for (size_t i = 0; i < j->ncfs; i++)
-    free(j->cfs[i].name);
-  free(j->cfs);
+  ops_cfs_free(&j->cfs);
   free(j->stack);
   free(j->chunk);
   free(j->out.buf);
@@ -797,9 +773,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     if (!rc)
       rc = cairn_open(j->cpath, &co, &j->cdb);
     if (!rc)
-      rc = cairn_cf_list(j->snap, collect_cf, j);
-    if (rc > 0)
-      rc = cairn__seterr(CAIRN_NOMEM, "out of memory");
+      rc = ops_cfs_get(j->snap, &j->cfs);
     j->phase = PH_BUILD;
   } else {
     j->pdb = db;

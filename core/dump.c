@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "error.h"
+#include "ops.h"
 
 #define DUMP_VERSION 1
 #define DUMP_BUF (64u * 1024u)
@@ -38,19 +39,19 @@ typedef struct dumper {
   size_t used;
 } dumper;
 
-static int cb_status(int r) {
+int ops_cb_status(int r, const char *what) {
   if (r == 0)
     return CAIRN_OK;
   if (r < 0 && r >= CAIRN_NOTSUPP)
-    return cairn__seterr(r, "the output callback failed (%s)",
+    return cairn__seterr(r, "the %s callback failed (%s)", what,
                          cairn_strerror(r));
-  return cairn__seterr(CAIRN_IO, "the output callback failed (%d)", r);
+  return cairn__seterr(CAIRN_IO, "the %s callback failed (%d)", what, r);
 }
 
 static int d_flush(dumper *d) {
   int r = d->used ? d->write(d->ctx, d->buf, d->used) : 0;
   d->used = 0;
-  return cb_status(r);
+  return ops_cb_status(r, "output");
 }
 
 static int d_put(dumper *d, const void *p, size_t n) {
@@ -86,14 +87,8 @@ static int d_hex(dumper *d, const void *p, size_t n) {
   return CAIRN_OK;
 }
 
-typedef struct cf_list_buf {
-  char **name;
-  cairn_cf *cf;
-  size_t n, cap;
-} cf_list_buf;
-
 static int collect(void *ctx, const char *name, cairn_cf cf) {
-  cf_list_buf *l = ctx;
+  ops_cfs *l = ctx;
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 16;
     char **nn = realloc(l->name, cap * sizeof *nn);
@@ -114,14 +109,15 @@ static int collect(void *ctx, const char *name, cairn_cf cf) {
   return 0;
 }
 
-static void list_free(cf_list_buf *l) {
+void ops_cfs_free(ops_cfs *l) {
   for (size_t i = 0; i < l->n; i++)
     free(l->name[i]);
   free(l->name);
   free(l->cf);
+  memset(l, 0, sizeof *l);
 }
 
-static int list_cfs(cairn_txn *txn, cf_list_buf *l) {
+int ops_cfs_get(cairn_txn *txn, ops_cfs *l) {
   int rc = cairn_cf_list(txn, collect, l);
   if (rc == 1)
     rc = cairn__seterr(CAIRN_NOMEM, "out of memory listing column families");
@@ -172,11 +168,11 @@ int cairn_dump(cairn_db *db, cairn_write_fn write, void *ctx) {
   if (!d.buf)
     return cairn__seterr(CAIRN_NOMEM, "out of memory");
   cairn_txn *txn = NULL;
-  cf_list_buf l = {0};
+  ops_cfs l = {0};
   uint64_t total = 0;
   int rc = cairn_begin(db, CAIRN_TXN_RDONLY, &txn);
   if (!rc)
-    rc = list_cfs(txn, &l);
+    rc = ops_cfs_get(txn, &l);
   char line[96];
   if (!rc) {
     snprintf(line, sizeof line, "cairn-dump %d page_size=%u\n", DUMP_VERSION,
@@ -193,7 +189,7 @@ int cairn_dump(cairn_db *db, cairn_write_fn write, void *ctx) {
   if (!rc)
     rc = d_flush(&d);
   cairn_abort(txn);
-  list_free(&l);
+  ops_cfs_free(&l);
   free(d.buf);
   if (!rc)
     cairn__clearerr();
@@ -441,6 +437,22 @@ static int put_entry(loader *l) {
   return rc;
 }
 
+/* Append one decoded byte to the value being read. */
+static int val_push(loader *l, int byte) {
+  if (l->vlen == l->vcap) {
+    if (l->vcap >= CAIRN_MAX_VALUE_SIZE)
+      return BAD(l, "value longer than %u bytes", CAIRN_MAX_VALUE_SIZE);
+    size_t cap = l->vcap ? 2 * l->vcap : 4096;
+    uint8_t *nv = realloc(l->val, cap);
+    if (!nv)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory");
+    l->val = nv;
+    l->vcap = cap;
+  }
+  l->val[l->vlen++] = (uint8_t)byte;
+  return CAIRN_OK;
+}
+
 /* Feed n bytes of input through the line state machine. */
 static int feed(loader *l, const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -510,17 +522,9 @@ static int feed(loader *l, const uint8_t *p, size_t n) {
       size_t j = i;
       while (j + 1 < n && hexv(p[j]) >= 0 && hexv(p[j + 1]) >= 0 &&
              l->nib < 0) {
-        if (l->vlen == l->vcap) {
-          if (l->vcap >= CAIRN_MAX_VALUE_SIZE)
-            return BAD(l, "value longer than %u bytes", CAIRN_MAX_VALUE_SIZE);
-          size_t cap = l->vcap ? 2 * l->vcap : 4096;
-          uint8_t *nv = realloc(l->val, cap);
-          if (!nv)
-            return cairn__seterr(CAIRN_NOMEM, "out of memory");
-          l->val = nv;
-          l->vcap = cap;
-        }
-        l->val[l->vlen++] = (uint8_t)(hexv(p[j]) << 4 | hexv(p[j + 1]));
+        int rc = val_push(l, hexv(p[j]) << 4 | hexv(p[j + 1]));
+        if (rc)
+          return rc;
         j += 2;
       }
       if (j > i) {
@@ -544,17 +548,9 @@ static int feed(loader *l, const uint8_t *p, size_t n) {
         l->nib = hexv(c);
         break;
       }
-      if (l->vlen == l->vcap) {
-        if (l->vcap >= CAIRN_MAX_VALUE_SIZE)
-          return BAD(l, "value longer than %u bytes", CAIRN_MAX_VALUE_SIZE);
-        size_t cap = l->vcap ? 2 * l->vcap : 4096;
-        uint8_t *nv = realloc(l->val, cap);
-        if (!nv)
-          return cairn__seterr(CAIRN_NOMEM, "out of memory");
-        l->val = nv;
-        l->vcap = cap;
-      }
-      l->val[l->vlen++] = (uint8_t)(l->nib << 4 | hexv(c));
+      int rc = val_push(l, l->nib << 4 | hexv(c));
+      if (rc)
+        return rc;
       l->nib = -1;
       break;
     }
@@ -566,9 +562,9 @@ static int feed(loader *l, const uint8_t *p, size_t n) {
 /* Refuse anything but an empty database. */
 static int check_empty(loader *l) {
   int rc = ensure_txn(l);
-  cf_list_buf cl = {0};
+  ops_cfs cl = {0};
   if (!rc)
-    rc = list_cfs(l->txn, &cl);
+    rc = ops_cfs_get(l->txn, &cl);
   for (size_t i = 0; i < cl.n && !rc; i++) {
     cf_state *s = txn_cf(l->txn, cl.cf[i], &rc);
     if (s && (cl.cf[i] != CAIRN_DEFAULT_CF || s->entries))
@@ -577,7 +573,7 @@ static int check_empty(loader *l) {
                          "family '%s'%s); load into a new database",
                          cl.name[i], s->entries ? " holds data" : " exists");
   }
-  list_free(&cl);
+  ops_cfs_free(&cl);
   return rc;
 }
 
@@ -595,10 +591,7 @@ int cairn_load(cairn_db *db, cairn_read_fn read, void *ctx) {
     size_t got = 0;
     int r = read(ctx, buf, DUMP_BUF, &got);
     if (r) {
-      rc = r < 0 && r >= CAIRN_NOTSUPP
-               ? cairn__seterr(r, "the input callback failed (%s)",
-                               cairn_strerror(r))
-               : cairn__seterr(CAIRN_IO, "the input callback failed (%d)", r);
+      rc = ops_cb_status(r, "input");
       break;
     }
     if (got > DUMP_BUF) {

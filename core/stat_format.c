@@ -19,6 +19,7 @@
 
 #include "engine.h"
 #include "error.h"
+#include "ops.h"
 
 typedef struct out {
   cairn_write_fn write;
@@ -29,12 +30,7 @@ typedef struct out {
 static void put(out *o, const char *s, size_t n) {
   if (o->rc || !n)
     return;
-  int r = o->write(o->ctx, s, n);
-  if (r)
-    o->rc = r < 0 && r >= CAIRN_NOTSUPP
-                ? cairn__seterr(r, "the output callback failed (%s)",
-                                cairn_strerror(r))
-                : cairn__seterr(CAIRN_IO, "the output callback failed (%d)", r);
+  o->rc = ops_cb_status(o->write(o->ctx, s, n), "output");
 }
 
 static void outf(out *o, const char *fmt, ...) CAIRN_PRINTF(2, 3);
@@ -113,46 +109,16 @@ static void put_name(out *o, const char *s) {
 
 /* ---- gathering ---------------------------------------------------------- */
 
-typedef struct cf_stats {
-  char *name;
-  cairn_cf_stat st;
-} cf_stats;
-
 typedef struct gathered {
   cairn_db_stat db;
   cairn_metrics m;
-  cf_stats *cf;
-  size_t ncf, capcf;
-  cairn_cf *handles;
+  ops_cfs cfs;
+  cairn_cf_stat *cf; /* one per cfs entry */
 } gathered;
 
-static int add_cf(void *ctx, const char *name, cairn_cf cf) {
-  gathered *g = ctx;
-  if (g->ncf == g->capcf) {
-    size_t cap = g->capcf ? 2 * g->capcf : 16;
-    cf_stats *n = realloc(g->cf, cap * sizeof *n);
-    if (!n)
-      return 1;
-    g->cf = n;
-    cairn_cf *h = realloc(g->handles, cap * sizeof *h);
-    if (!h)
-      return 1;
-    g->handles = h;
-    g->capcf = cap;
-  }
-  size_t len = strlen(name);
-  if (!(g->cf[g->ncf].name = malloc(len + 1)))
-    return 1;
-  memcpy(g->cf[g->ncf].name, name, len + 1);
-  g->handles[g->ncf++] = cf;
-  return 0;
-}
-
 static void gathered_free(gathered *g) {
-  for (size_t i = 0; i < g->ncf; i++)
-    free(g->cf[i].name);
+  ops_cfs_free(&g->cfs);
   free(g->cf);
-  free(g->handles);
 }
 
 static int gather(cairn_db *db, gathered *g) {
@@ -164,11 +130,11 @@ static int gather(cairn_db *db, gathered *g) {
   cairn_txn *txn;
   if ((rc = cairn_begin(db, CAIRN_TXN_RDONLY, &txn)) != CAIRN_OK)
     return rc;
-  rc = cairn_cf_list(txn, add_cf, g);
-  if (rc == 1)
-    rc = cairn__seterr(CAIRN_NOMEM, "out of memory listing column families");
-  for (size_t i = 0; i < g->ncf && !rc; i++)
-    rc = cairn_cf_stat_get(txn, g->handles[i], &g->cf[i].st);
+  rc = ops_cfs_get(txn, &g->cfs);
+  if (!rc && !(g->cf = calloc(g->cfs.n + 1, sizeof *g->cf)))
+    rc = cairn__seterr(CAIRN_NOMEM, "out of memory");
+  for (size_t i = 0; i < g->cfs.n && !rc; i++)
+    rc = cairn_cf_stat_get(txn, g->cfs.cf[i], &g->cf[i]);
   cairn_abort(txn);
   if (!rc)
     rc = cairn_metrics_get(db, &g->m);
@@ -259,10 +225,10 @@ static void json(out *o, const gathered *g) {
        s->mapped ? "true" : "false");
   put_name(o, s->platform ? s->platform : "");
   outf(o, "\"\n  },\n  \"column_families\": [");
-  for (size_t i = 0; i < g->ncf; i++) {
-    const cairn_cf_stat *c = &g->cf[i].st;
+  for (size_t i = 0; i < g->cfs.n; i++) {
+    const cairn_cf_stat *c = &g->cf[i];
     outf(o, "%s\n    {\"name\": \"", i ? "," : "");
-    put_name(o, g->cf[i].name);
+    put_name(o, g->cfs.name[i]);
     outf(o,
          "\", \"entries\": %llu, \"depth\": %u, \"branch_pages\": %llu, "
          "\"leaf_pages\": %llu, \"overflow_pages\": %llu}",
@@ -270,7 +236,7 @@ static void json(out *o, const gathered *g) {
          (unsigned long long)c->branch_pages, (unsigned long long)c->leaf_pages,
          (unsigned long long)c->overflow_pages);
   }
-  outf(o, "%s],\n  \"metrics\": {\n", g->ncf ? "\n  " : "");
+  outf(o, "%s],\n  \"metrics\": {\n", g->cfs.n ? "\n  " : "");
   for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
     outf(o, "    \"%s\": %llu,\n", counters[i].key,
          (unsigned long long)field(&g->m, counters[i].off));
@@ -343,13 +309,13 @@ static void prometheus(out *o, const gathered *g) {
   };
   for (size_t k = 0; k < 3; k++) {
     help_type(o, cfm[k].name, cfm[k].help, "gauge");
-    for (size_t i = 0; i < g->ncf; i++) {
-      const cairn_cf_stat *c = &g->cf[i].st;
+    for (size_t i = 0; i < g->cfs.n; i++) {
+      const cairn_cf_stat *c = &g->cf[i];
       static const char *kinds[] = {"branch", "leaf", "overflow"};
       uint64_t pages[3] = {c->branch_pages, c->leaf_pages, c->overflow_pages};
       for (size_t t = 0; t < (cfm[k].label ? 3u : 1u); t++) {
         outf(o, "%s{cf=\"", cfm[k].name);
-        put_name(o, g->cf[i].name);
+        put_name(o, g->cfs.name[i]);
         if (cfm[k].label)
           outf(o, "\",kind=\"%s\"} %llu\n", kinds[t],
                (unsigned long long)pages[t]);

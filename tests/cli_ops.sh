@@ -71,11 +71,16 @@ flip_byte() {
 {
   echo "cairn-dump 1 page_size=4096"
   echo "cf 64656661756c74 entries=300"
-  for i in $(seq 1000 1299); do
-    printf ' %s:%s\n' "$(printf 'key%d' "$i" | od -An -tx1 | tr -d ' \n')" \
-      "$(printf 'value %d with some padding ........................' "$i" |
-        od -An -tx1 | tr -d ' \n')"
-  done
+  awk 'function hex(s,   i, h) {
+         h = ""
+         for (i = 1; i <= length(s); i++) h = h sprintf("%02x", ord[substr(s, i, 1)])
+         return h
+       }
+       BEGIN {
+         for (i = 32; i < 127; i++) ord[sprintf("%c", i)] = i
+         for (i = 1000; i < 1300; i++)
+           printf " %s:%s\n", hex("key" i), hex("value " i " with some padding ........................")
+       }'
   echo "cf 626c6f636b73 entries=2"
   echo " 00:"
   echo " 00ff:0a0d"
