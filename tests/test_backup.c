@@ -24,6 +24,7 @@
 #include "cairn.h"
 #include "platform.h"
 #include "test_util.h"
+#include "threads.h" /* CAIRN_SINGLE_THREADED on hosts without threads */
 
 #include "test_support.h"
 
