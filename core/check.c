@@ -7,13 +7,17 @@
  * within the range their parent's separators give; all leaves sit at the
  * recorded depth; entry counts match the catalog; and every page below the
  * high-water mark is reachable from exactly one place or is free — none
- * lost, none twice. It reports every problem it finds, not just the first.
+ * lost, none twice. It also reads both meta pages from the file: a damaged
+ * slot goes unnoticed by open (which takes the other one), so only the
+ * check can report it. It reports every problem it finds, not just the
+ * first.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "engine.h"
 #include "error.h"
 
@@ -266,6 +270,79 @@ static void check_replayed_free(checker *ck, cairn_db *db) {
         claim(ck, p->pages.v[i], 1, OWN_FREE);
 }
 
+/* Why a meta slot is unsound (NULL if it is sound). cur is the newest
+ * commit, read while no commit or sync can run. */
+static const char *meta_problem(const uint8_t *p, uint64_t slot, uint32_t ps,
+                                const meta *cur, char *buf, size_t len) {
+  if (memcmp(p + 32, META_MAGIC, 8) != 0)
+    return "no meta magic";
+  if (ld32(p) != cairn_crc32c(0, p + 4, META_SPAN - 4))
+    return "checksum mismatch";
+  if (ld16(p + 4) != PAGE_META || ld64(p + 8) != slot)
+    return "wrong page type or page number in its header";
+  if (ld32(p + 48) != BYTE_ORDER_MARK)
+    return "bad byte-order mark";
+  if (ld32(p + 40) != CAIRN_FORMAT_VERSION)
+    return "another format version";
+  if (ld32(p + 44) != ps) {
+    snprintf(buf, len, "page size %u, the database's is %u", ld32(p + 44), ps);
+    return buf;
+  }
+  if (memcmp(p + 104, cur->db_id, 16) != 0)
+    return "another database id than the current meta";
+  uint64_t txnid = ld64(p + 16), count = ld64(p + 56), root = ld64(p + 64);
+  uint64_t flhead = ld64(p + 80), flcount = ld64(p + 88);
+  uint32_t depth = ld32(p + 52);
+  if (txnid > cur->txnid) {
+    snprintf(buf, len, "txn %llu is newer than the current commit %llu",
+             (unsigned long long)txnid, (unsigned long long)cur->txnid);
+    return buf;
+  }
+  if (count < 2 || count > cur->page_count || root >= count || root == 1 ||
+      flhead >= count || flhead == 1 || flcount >= count || depth > MAX_DEPTH ||
+      (root == 0) != (depth == 0))
+    return "fields out of range (page count, roots or freelist)";
+  return NULL;
+}
+
+/* Both meta slots, read from the file while holding the writer's lock (or
+ * as the writer), so a concurrent commit or sync is never caught halfway. */
+static void check_meta(checker *ck, cairn_db *db) {
+  uint8_t b[2][META_SPAN];
+  int rc[2];
+  cairn_file *f = db->pg.file;
+  uint32_t ps = db->pg.psize;
+  cairn_mutex_lock(&db->meta_mu);
+  int writer_is_me =
+      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  cairn_mutex_unlock(&db->meta_mu);
+  int lock = !db->rdonly && !writer_is_me;
+  if (lock)
+    cairn_mutex_lock(&db->write_mu);
+  for (int s = 0; s < 2; s++)
+    rc[s] = f->methods->read(f, b[s], META_SPAN, (uint64_t)s * ps);
+  cairn_mutex_lock(&db->meta_mu);
+  meta cur = db->cur;
+  uint64_t durable = db->durable_txnid;
+  cairn_mutex_unlock(&db->meta_mu);
+  if (lock)
+    cairn_mutex_unlock(&db->write_mu);
+  int durable_seen = 0;
+  for (int s = 0; s < 2; s++) {
+    char buf[128];
+    const char *why =
+        rc[s] ? cairn_errmsg()
+              : meta_problem(b[s], (uint64_t)s, ps, &cur, buf, sizeof buf);
+    if (why)
+      problem(ck, "meta page %d: %s", s, why);
+    else if (ld64(b[s] + 16) == durable)
+      durable_seen = 1;
+  }
+  if (!durable_seen)
+    problem(ck, "no sound meta page holds the newest durable commit %llu",
+            (unsigned long long)durable);
+}
+
 int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
                 void *ctx) {
   if (!db)
@@ -292,6 +369,7 @@ int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
   check_freelist(&ck);
   if (db->rdonly)
     check_replayed_free(&ck, db);
+  check_meta(&ck, db);
   uint64_t lost = 0, first_lost = 0;
   for (uint64_t p = 2; p < ck.npages; p++)
     if (!ck.owner[p] && !lost++)

@@ -16,6 +16,14 @@
 #include "error.h"
 #include "platform.h"
 #include "threads.h"
+/* ---- wasi (owner: WASI engineer) ---------------------------------------- */
+#ifdef __wasi__
+cairn_platform *cairn_platform_wasi(void); /* platform/wasm/wasi_platform.h */
+#endif
+/* ---- end wasi ----------------------------------------------------------- */
+#ifdef __EMSCRIPTEN__
+#include "em_platforms.h" /* browser platforms (platform/wasm) */
+#endif
 
 /* A handful of platforms exist per process (built-ins plus test doubles); a
  * fixed table keeps registration allocation-free and leak-free. */
@@ -70,7 +78,16 @@ static void builtins_locked(void) {
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
   register_locked(cairn_platform_unix());
 #endif
-  /* Future hosts: register_locked(cairn_platform_wasi()) under __wasi__. */
+  /* ---- wasi (owner: WASI engineer) ------------------------------------ */
+#ifdef __wasi__
+  register_locked(cairn_platform_wasi()); /* platform/wasm/wasi_platform.c */
+#endif
+  /* ---- end wasi ------------------------------------------------------- */
+  /* ---- browser (Emscripten) platforms: platform/wasm/em_platforms.h ---- */
+#ifdef __EMSCRIPTEN__
+  register_locked(cairn_platform_opfs());
+#endif
+  /* ---- end browser ---- */
 }
 
 int cairn_platform_register(cairn_platform *p) {

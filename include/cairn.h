@@ -281,6 +281,131 @@ typedef struct cairn_metrics {
 
 int cairn_metrics_get(cairn_db *db, cairn_metrics *out);
 
+/* ---- operations --------------------------------------------------------- */
+
+/* Backup, restore, dump/load and stats output (core/OPERATIONS.md documents
+ * every file format).
+ *
+ * A backup is one file holding the database as of one read snapshot, taken
+ * while writers keep committing (the snapshot pins its pages; they are never
+ * rewritten while the backup reads them). The snapshot is made durable first
+ * (cairn_sync), so a later crash can never take the database back behind a
+ * backup that an incremental one builds on. A backup file is written under a
+ * temporary name and renamed into place only when complete: dest never holds
+ * a partial backup, and an existing dest is never replaced (CAIRN_EXISTS).
+ *
+ *   full         every page reachable from the snapshot, page for page.
+ *   compact      (CAIRN_BACKUP_COMPACT) only the live data, rewritten in key
+ *                order with full leaves: smaller than a churned source.
+ *                Cannot be the base of an incremental backup.
+ *   incremental  (incremental_from = a previous full or incremental backup of
+ *                this database) only the pages written since that backup's
+ *                snapshot. Restore needs the whole chain.
+ *
+ * Every backup file carries its source database id, page size, snapshot txn
+ * id (and, if incremental, the txn id it continues), a checksum per page
+ * record and a checksum of the whole file. */
+#define CAIRN_BACKUP_COMPACT 0x1u
+
+typedef struct cairn_backup_options {
+  unsigned flags;               /* CAIRN_BACKUP_* */
+  const char *incremental_from; /* previous backup to continue; NULL = full */
+  const char *platform; /* platform of the backup files; NULL = the db's */
+} cairn_backup_options;
+
+/* Fill *opts with the defaults (a full backup on the database's platform). */
+void cairn_backup_options_init(cairn_backup_options *opts);
+
+/* Back up db to a new file dest in one call (begin + finish below). opts may
+ * be NULL. The calling thread must not hold db's write transaction. */
+int cairn_backup(cairn_db *db, const char *dest,
+                 const cairn_backup_options *opts);
+
+/* A backup in steps, like SQLite's backup API: begin takes the snapshot,
+ * each step copies up to max_pages pages (0 = all; *done = 1 when nothing is
+ * left),
+ * finish copies whatever remains, seals the file and renames it to dest;
+ * abort discards it. The job (and the snapshot it pins, which keeps freed
+ * pages from being reused) belongs to one thread; finish and abort free it
+ * in every case. A compact backup rewrites the data in its steps before it
+ * copies pages. */
+typedef struct cairn_backup_job cairn_backup_job;
+int cairn_backup_begin(cairn_db *db, const char *dest,
+                       const cairn_backup_options *opts,
+                       cairn_backup_job **out);
+int cairn_backup_step(cairn_backup_job *job, uint64_t max_pages, int *done);
+int cairn_backup_finish(cairn_backup_job *job);
+void cairn_backup_abort(cairn_backup_job *job);
+/* The txn id of the snapshot the job copies. */
+uint64_t cairn_backup_txn_id(const cairn_backup_job *job);
+
+#define CAIRN_BACKUP_FULL 1u
+#define CAIRN_BACKUP_INCREMENTAL 2u
+#define CAIRN_BACKUP_COMPACTED 3u
+
+/* What a backup file holds, as its header and trailer say. */
+typedef struct cairn_backup_info {
+  uint32_t kind;        /* CAIRN_BACKUP_FULL / _INCREMENTAL / _COMPACTED */
+  uint32_t page_size;   /* of the source database */
+  uint8_t db_id[16];    /* the source database's id (FORMAT.md, meta) */
+  uint64_t base_txn_id; /* incremental: the txn id it continues, else 0 */
+  uint64_t txn_id;      /* the snapshot it holds */
+  uint64_t db_pages;    /* pages of the database at txn_id */
+  uint64_t pages;       /* pages stored in the file */
+  uint64_t file_size;   /* bytes */
+  char source[256];     /* source path as given to backup (truncated) */
+} cairn_backup_info;
+
+/* Read and verify a whole backup file (every checksum); out may be NULL.
+ * CAIRN_CORRUPT names the damage (truncated, which record, which checksum);
+ * CAIRN_NOTADB if it is not a cairn backup. platform NULL = host default. */
+int cairn_backup_verify(const char *path, const char *platform,
+                        cairn_backup_info *out);
+
+/* Restore a full (or compact) backup followed by zero or more incremental
+ * ones, in the order they were taken, into a new database at dest, which
+ * must not exist (CAIRN_EXISTS otherwise; nothing is touched). Every file
+ * is verified before anything is written; a gap in the chain, a wrong order,
+ * files of another database or page size are CAIRN_INVALID and damaged files
+ * CAIRN_CORRUPT, each with a message naming the file and the reason. The
+ * result is built under a temporary name, synced, checked (cairn_check) and
+ * renamed into place. It holds exactly the last backup's snapshot and gets a
+ * new database id: a restored database is a new database, whose backups
+ * start with a new full one. platform NULL = host default. */
+int cairn_restore(const char *const *backups, size_t nbackups, const char *dest,
+                  const char *platform);
+
+/* Streams for dump, load and stats output. A write callback returns 0 or a
+ * CAIRN_* code (anything else non-zero is reported as CAIRN_IO); a read
+ * callback stores up to cap bytes and their number in *got (0 = end). */
+typedef int (*cairn_write_fn)(void *ctx, const void *buf, size_t n);
+typedef int (*cairn_read_fn)(void *ctx, void *buf, size_t cap, size_t *got);
+
+/* Write every column family of one snapshot in the portable text format
+ * (core/OPERATIONS.md): a header line, per column family a section line and
+ * one hex "key:value" line per entry in key order, and an end line. Memory
+ * use is bounded by the largest value. The output depends only on the
+ * content and the page size (named in the header), so dump | load | dump is
+ * byte for byte when the loaded database has the same page size (`cairn
+ * load` creates it so). */
+int cairn_dump(cairn_db *db, cairn_write_fn write, void *ctx);
+
+/* Load a dump into db, which must be empty (only an empty default column
+ * family; CAIRN_EXISTS otherwise). Keys must ascend strictly within each
+ * section and every count must match. Commits in batches of bounded size;
+ * the last commit is durable. A failed load (bad input: CAIRN_CORRUPT naming
+ * the line; a newer format: CAIRN_VERSION) leaves what the finished batches
+ * wrote: load again into a new database. */
+int cairn_load(cairn_db *db, cairn_read_fn read, void *ctx);
+
+#define CAIRN_STAT_JSON 1
+#define CAIRN_STAT_PROMETHEUS 2
+
+/* Write the database statistics, per column family statistics and the
+ * metrics of this handle as one JSON object or as Prometheus text exposition
+ * format (metrics named cairn_*, latencies as summaries in seconds). */
+int cairn_stat_write(cairn_db *db, int format, cairn_write_fn write, void *ctx);
+
 /* ---- integrity ---------------------------------------------------------- */
 
 /* Walk every page of the newest commit: page checksums, key order within and

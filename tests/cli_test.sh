@@ -358,7 +358,20 @@ expect "scan on damaged pages: one stderr line" \
 
 # ---- locked file -------------------------------------------------------------
 
-if command -v flock >/dev/null; then
+if [[ ${CAIRN_CLI_LOCK:-} == lockfile ]]; then
+  # WASI build (CAIRN_CLI_LOCK set by cmake/wasi_targets.cmake): WASI has no
+  # flock; another writer holds the lock file next to the database
+  # (platform/wasm/wasi_platform.h), which must conflict the same way.
+  cp s.db locked.db
+  printf 'cairn-lock 1\nmode exclusive\nowner cli-test\n' >locked.db.lock
+  expect_fail "put on a locked file" 3 "open .*locked\.db.*CAIRN_BUSY" \
+    put locked.db k v
+  expect_fail "get on a locked file" 3 "open .*locked\.db.*CAIRN_BUSY" \
+    get locked.db a
+  rm locked.db.lock
+  expect_out "put after the lock is released" "" put locked.db k v
+  expect_out "get after the lock is released" "v" get locked.db k
+elif command -v flock >/dev/null; then
   cp s.db locked.db
   # Hold an exclusive flock from this shell on fd 9, as another writer
   # process would; cairn opens its own descriptor, which must conflict.

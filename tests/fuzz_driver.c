@@ -30,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__unix__) || defined(__APPLE__)
+#if defined(__unix__) || defined(__APPLE__) || defined(__wasi__)
 #include <dirent.h>
 #include <sys/stat.h>
 #define FD_HAVE_DIRS 1

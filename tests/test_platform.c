@@ -24,7 +24,7 @@
 #include "test_util.h"
 #include "threads.h"
 
-#ifdef CAIRN_HAVE_UNIX_PLATFORM
+#if defined(CAIRN_HAVE_UNIX_PLATFORM) || defined(__wasi__)
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
@@ -308,6 +308,8 @@ static void test_registry(void) {
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
   CHECK(def && strcmp(def->name, "unix") == 0);
   CHECK(cairn_platform_find("unix") == cairn_platform_unix());
+#elif defined(__wasi__)
+  CHECK(def && strcmp(def->name, "wasi") == 0);
 #else
   CHECK(def && strcmp(def->name, "memory") == 0);
 #endif
@@ -493,6 +495,20 @@ static void test_unix(void) {
   test_contract(p, dir);
   test_unix_specific(p, dir);
   /* Every test removes what it made, so rmdir proves nothing leaked. */
+  CHECK(rmdir(dir) == 0);
+}
+#endif
+
+/* ---- wasi platform (wasm32-wasi builds): the same contract --------------- */
+
+#ifdef __wasi__
+static void test_wasi(void) {
+  /* The current directory is the one the runner preopens ("."). */
+  const char *dir = "cairn-test-platform-wasi";
+  if (!CHECK(mkdir(dir, 0755) == 0))
+    return;
+  test_contract(cairn_platform_find("wasi"), dir);
+  /* Every test removes what it made (lock files too). */
   CHECK(rmdir(dir) == 0);
 }
 #endif
@@ -895,6 +911,9 @@ int main(void) {
   test_memory();
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
   test_unix();
+#endif
+#ifdef __wasi__
+  test_wasi();
 #endif
   test_fault();
   return test_summary();

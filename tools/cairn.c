@@ -1,6 +1,8 @@
 /*
  * cairn.c — the `cairn` command-line tool: inspect and edit a cairn database
- * from a shell (stat, get, put, del, scan, column families, integrity check).
+ * from a shell (stat, get, put, del, scan, column families, integrity check)
+ * and run it (backup, restore, verify, dump, load, stats as JSON or
+ * Prometheus text; the formats are in core/OPERATIONS.md).
  *
  * It uses only the public API in include/cairn.h, like any other user.
  *
@@ -223,7 +225,11 @@ enum {
   OPT_PAGE_SIZE = 1 << 6,
   OPT_HEX = 1 << 7,
   OPT_HELP = 1 << 8,
-  OPT_VERSION = 1 << 9
+  OPT_VERSION = 1 << 9,
+  OPT_COMPACT = 1 << 10,
+  OPT_INCR_FROM = 1 << 11,
+  OPT_JSON = 1 << 12,
+  OPT_PROMETHEUS = 1 << 13
 };
 
 static const struct option_def {
@@ -243,13 +249,18 @@ static const struct option_def {
     {"-h", OPT_HELP, 0},
     {"--version", OPT_VERSION, 0},
     {"-V", OPT_VERSION, 0},
+    {"--compact", OPT_COMPACT, 0},
+    {"--incremental-from", OPT_INCR_FROM, 1},
+    {"--json", OPT_JSON, 0},
+    {"--prometheus", OPT_PROMETHEUS, 0},
 };
 
-#define MAX_POS 5 /* command + up to 4 operands ("cf DB create NAME") */
+/* command + operands: "cf DB create NAME", or restore's chain of backups */
+#define MAX_POS 1024
 
 typedef struct args {
   int seen;              /* OPT_* bits given */
-  const char *value[10]; /* option values, indexed by bit number */
+  const char *value[16]; /* option values, indexed by bit number */
   const char *pos[MAX_POS];
   int npos;
 } args;
@@ -350,6 +361,22 @@ static const char help_text[] =
     "                                      list, create or drop column "
     "families\n"
     "  cairn check DB                      verify every page of the database\n"
+    "  cairn stat DB --json | --prometheus statistics and metrics as JSON or\n"
+    "                                      Prometheus text\n"
+    "  cairn backup DB DEST [--compact] [--incremental-from PREVIOUS]\n"
+    "                                      write a backup file (a hot, "
+    "consistent\n"
+    "                                      copy of one snapshot)\n"
+    "  cairn restore BACKUP [INCREMENTAL ...] DEST\n"
+    "                                      rebuild a database from a backup "
+    "chain\n"
+    "                                      (DEST must not exist)\n"
+    "  cairn verify BACKUP                 check a backup file and print what "
+    "it holds\n"
+    "  cairn dump DB > FILE                every column family as portable "
+    "text\n"
+    "  cairn load DB < FILE                load a dump into a new or empty "
+    "database\n"
     "  cairn --help | --version\n"
     "\n"
     "options:\n"
@@ -361,6 +388,11 @@ static const char help_text[] =
     "  --page-size N   page size of a new database (power of two, "
     "4096..65536)\n"
     "  --hex           print keys, values and names in hex\n"
+    "  --compact       backup: only live data, rewritten in key order\n"
+    "  --incremental-from PREVIOUS\n"
+    "                  backup: only pages changed since the backup PREVIOUS\n"
+    "  --json, --prometheus\n"
+    "                  stat: machine-readable output\n"
     "  --              end of options (for keys that start with '-')\n"
     "\n"
     "bytes: an argument written 0x... (even number of hex digits) is hex, "
@@ -371,9 +403,14 @@ static const char help_text[] =
     "\n"
     "exit status: 0 ok, 1 not found (key or column family; or cf create of "
     "an\n"
-    "existing one), 2 usage error, 3 database or I/O error (missing, locked "
-    "or\n"
-    "corrupt file). Errors print one line on stderr.\n";
+    "existing one; or the destination of backup/restore exists, or load into "
+    "a\n"
+    "non-empty database), 2 usage error (also a backup chain given in the "
+    "wrong\n"
+    "order or with a gap), 3 database or I/O error (missing, locked or "
+    "corrupt\n"
+    "file or backup; check found problems). Errors print one line on "
+    "stderr.\n";
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -732,11 +769,31 @@ static int print_cf_stats(session *s, cf_names *l) {
   return 0;
 }
 
+/* Write callback for the library's streams: stdout. */
+static int write_stdout(void *ctx, const void *buf, size_t n) {
+  (void)ctx;
+  return fwrite(buf, 1, n, stdout) == n ? 0 : CAIRN_IO;
+}
+
 static int cmd_stat(session *s) {
   cairn_db_stat st;
   int e, rc;
+  int json = (s->a->seen & OPT_JSON) != 0;
+  int prom = (s->a->seen & OPT_PROMETHEUS) != 0;
+  if (json && prom)
+    return usage_error("stat: --json and --prometheus exclude each other");
+  if ((json || prom) && (s->a->seen & OPT_HEX))
+    return usage_error("stat: --hex does not apply to --%s",
+                       json ? "json" : "prometheus");
   if ((e = open_db(s, CAIRN_OPEN_RDONLY, 0)))
     return e;
+  if (json || prom) {
+    rc = cairn_stat_write(s->db, json ? CAIRN_STAT_JSON : CAIRN_STAT_PROMETHEUS,
+                          write_stdout, NULL);
+    if (rc != CAIRN_OK)
+      return db_fail(EXIT_DBERR, rc, "stat");
+    return 0;
+  }
   /* Database statistics first, before this command's own snapshot would
    * show up in them as a live reader. */
   rc = cairn_db_stat_get(s->db, &st);
@@ -794,6 +851,164 @@ static int cmd_check(session *s) {
   return 0;
 }
 
+/* ---- operations: backup, restore, verify, dump, load --------------------- */
+
+static int cmd_backup(session *s, const char *dest) {
+  cairn_backup_options o;
+  cairn_backup_job *job = NULL;
+  int e;
+  cairn_backup_options_init(&o);
+  if (s->a->seen & OPT_COMPACT)
+    o.flags |= CAIRN_BACKUP_COMPACT;
+  o.incremental_from = opt_value(s->a, OPT_INCR_FROM);
+  if ((o.flags & CAIRN_BACKUP_COMPACT) && o.incremental_from)
+    return usage_error("backup: --compact and --incremental-from exclude "
+                       "each other");
+  if (!dest[0])
+    return usage_error("backup: empty destination path");
+  if ((e = open_db(s, CAIRN_OPEN_RDONLY, 0)))
+    return e;
+  int rc = cairn_backup_begin(s->db, dest, &o, &job);
+  if (rc != CAIRN_OK)
+    return db_fail(exit_for(rc), rc, "backup %s to %s", s->path, dest);
+  uint64_t txn = cairn_backup_txn_id(job);
+  rc = cairn_backup_finish(job);
+  if (rc != CAIRN_OK)
+    return db_fail(exit_for(rc), rc, "backup %s to %s", s->path, dest);
+  printf("%s: %s backup of txn %llu\n", dest,
+         (o.flags & CAIRN_BACKUP_COMPACT) ? "compact"
+         : o.incremental_from             ? "incremental"
+                                          : "full",
+         (unsigned long long)txn);
+  return 0;
+}
+
+static int cmd_restore(session *s) {
+  const args *a = s->a;
+  const char *dest = a->pos[a->npos - 1];
+  int n = a->npos - 2;
+  if (!dest[0])
+    return usage_error("restore: empty destination path");
+  for (int i = 0; i < n; i++)
+    if (!a->pos[1 + i][0])
+      return usage_error("restore: empty backup path");
+  int rc = cairn_restore(a->pos + 1, (size_t)n, dest, NULL);
+  if (rc != CAIRN_OK)
+    return db_fail(exit_for(rc), rc, "restore %s", dest);
+  return 0;
+}
+
+static const char *kind_text(uint32_t kind) {
+  return kind == CAIRN_BACKUP_FULL          ? "full"
+         : kind == CAIRN_BACKUP_INCREMENTAL ? "incremental"
+                                            : "compact";
+}
+
+static int cmd_verify(session *s) {
+  cairn_backup_info in;
+  int rc = cairn_backup_verify(s->path, NULL, &in);
+  if (rc != CAIRN_OK)
+    return db_fail(EXIT_DBERR, rc, "verify %s", s->path);
+  printf("kind: %s\npage_size: %u\ndb_id: ", kind_text(in.kind),
+         (unsigned)in.page_size);
+  for (int i = 0; i < 16; i++)
+    printf("%02x", in.db_id[i]);
+  printf("\nbase_txn_id: %llu\ntxn_id: %llu\ndb_pages: %llu\npages: %llu\n"
+         "file_size: %llu\nsource: ",
+         (unsigned long long)in.base_txn_id, (unsigned long long)in.txn_id,
+         (unsigned long long)in.db_pages, (unsigned long long)in.pages,
+         (unsigned long long)in.file_size);
+  print_bytes(in.source, strlen(in.source), 0);
+  printf("\nok\n");
+  return 0;
+}
+
+static int cmd_dump(session *s) {
+  int e;
+  if ((e = open_db(s, CAIRN_OPEN_RDONLY, 0)))
+    return e;
+  int rc = cairn_dump(s->db, write_stdout, NULL);
+  if (rc != CAIRN_OK)
+    return db_fail(EXIT_DBERR, rc, "dump %s", s->path);
+  return 0;
+}
+
+/* stdin for cairn_load, after the first line the command already read. */
+typedef struct load_in {
+  char first[4096];
+  size_t nfirst, at;
+} load_in;
+
+static int read_stdin(void *ctx, void *buf, size_t cap, size_t *got) {
+  load_in *in = ctx;
+  if (in->at < in->nfirst) {
+    size_t k = in->nfirst - in->at < cap ? in->nfirst - in->at : cap;
+    memcpy(buf, in->first + in->at, k);
+    in->at += k;
+    *got = k;
+    return 0;
+  }
+  *got = fread(buf, 1, cap, stdin);
+  return ferror(stdin) ? CAIRN_IO : 0;
+}
+
+static int cmd_load(session *s) {
+  static load_in in;
+  uint32_t page_size = 0;
+  int c;
+  /* The header line names the page size the dump came from; a database
+   * that load creates gets the same one, so dump | load | dump is exact. */
+  while (in.nfirst < sizeof in.first && (c = getchar()) != EOF) {
+    in.first[in.nfirst++] = (char)c;
+    if (c == '\n')
+      break;
+  }
+  if (ferror(stdin))
+    return fail(EXIT_DBERR, "load: reading standard input: %s",
+                strerror(errno));
+  const char *ps = NULL;
+  for (size_t i = 0; i + 10 < in.nfirst && !ps; i++)
+    if (memcmp(in.first + i, "page_size=", 10) == 0)
+      ps = in.first + i + 10;
+  if (ps) {
+    uint64_t v = 0;
+    while (*ps >= '0' && *ps <= '9' && v < (1u << 20))
+      v = v * 10 + (uint64_t)(*ps++ - '0');
+    if (v >= CAIRN_MIN_PAGE_SIZE && v <= CAIRN_MAX_PAGE_SIZE && !(v & (v - 1)))
+      page_size = (uint32_t)v;
+  }
+  /* Create the database only if it is missing, and remember that we did:
+   * a failed load then leaves no half-loaded file behind. */
+  cairn_options o;
+  cairn_options_init(&o);
+  o.flags = 0;
+  int created = 0;
+  int rc = cairn_open(s->path, &o, &s->db);
+  if (rc == CAIRN_NOTFOUND) {
+    o.flags = CAIRN_OPEN_CREATE;
+    if (page_size)
+      o.page_size = page_size;
+    rc = cairn_open(s->path, &o, &s->db);
+    created = rc == CAIRN_OK;
+  }
+  if (rc != CAIRN_OK) {
+    s->db = NULL;
+    return db_fail(EXIT_DBERR, rc, "open %s", s->path);
+  }
+  rc = cairn_load(s->db, read_stdin, &in);
+  if (rc != CAIRN_OK) {
+    int code = db_fail(exit_for(rc) == EXIT_USAGE ? EXIT_DBERR : exit_for(rc),
+                       rc, "load %s", s->path);
+    if (created) {
+      cairn_close(s->db);
+      s->db = NULL;
+      remove(s->path);
+    }
+    return code;
+  }
+  return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static const struct command_def {
@@ -802,7 +1017,8 @@ static const struct command_def {
   int options;          /* OPT_* bits it accepts */
   const char *synopsis; /* for "wrong number of arguments" errors */
 } command_defs[] = {
-    {"stat", 1, 1, OPT_HEX, "stat DB"},
+    {"stat", 1, 1, OPT_HEX | OPT_JSON | OPT_PROMETHEUS,
+     "stat DB [--json | --prometheus]"},
     {"get", 2, 2, OPT_CF | OPT_HEX, "get DB [--cf CF] KEY"},
     {"put", 3, 3, OPT_CF | OPT_PAGE_SIZE, "put DB [--cf CF] KEY VALUE"},
     {"del", 2, 2, OPT_CF, "del DB [--cf CF] KEY"},
@@ -813,6 +1029,12 @@ static const struct command_def {
      "[--limit N]"},
     {"cf", 2, 3, OPT_HEX, "cf DB list | create NAME | drop NAME"},
     {"check", 1, 1, 0, "check DB"},
+    {"backup", 2, 2, OPT_COMPACT | OPT_INCR_FROM,
+     "backup DB DEST [--compact] [--incremental-from PREVIOUS_BACKUP]"},
+    {"restore", 2, MAX_POS - 1, 0, "restore BACKUP [INCREMENTAL ...] DEST"},
+    {"verify", 1, 1, 0, "verify BACKUP"},
+    {"dump", 1, 1, 0, "dump DB > FILE"},
+    {"load", 1, 1, 0, "load DB < FILE"},
 };
 
 static const char *option_name(int bit) {
@@ -859,6 +1081,16 @@ static int run(const args *a, session *s) {
     return cmd_scan(s);
   if (strcmp(cmd->name, "cf") == 0)
     return cmd_cf(s, op[0], ops == 3 ? op[1] : NULL);
+  if (strcmp(cmd->name, "backup") == 0)
+    return cmd_backup(s, op[0]);
+  if (strcmp(cmd->name, "restore") == 0)
+    return cmd_restore(s);
+  if (strcmp(cmd->name, "verify") == 0)
+    return cmd_verify(s);
+  if (strcmp(cmd->name, "dump") == 0)
+    return cmd_dump(s);
+  if (strcmp(cmd->name, "load") == 0)
+    return cmd_load(s);
   return cmd_check(s);
 }
 
