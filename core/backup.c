@@ -318,11 +318,10 @@ static int read_pages(cairn_backup_job *j, uint64_t pgno, uint64_t npages,
   dirty_page *d = deferred_get(&j->pdb->def, pgno);
   if (d) {
     if (d->npages != npages || at + bytes > npages * j->psize)
-      return cairn__seterr(CAIRN_CORRUPT,
-                           "page %llu: a run of %llu pages, expected %llu",
-                           (unsigned long long)pgno,
-                           (unsigned long long)d->npages,
-                           (unsigned long long)npages);
+      return cairn__seterr(
+          CAIRN_CORRUPT, "page %llu: a run of %llu pages, expected %llu",
+          (unsigned long long)pgno, (unsigned long long)d->npages,
+          (unsigned long long)npages);
     memcpy(buf, d->buf + at, bytes);
     return CAIRN_OK;
   }
@@ -738,8 +737,10 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     j->base_txnid = base.txnid;
   }
   /* The snapshot. It must be durable: an incremental backup may one day
-   * continue this one, and a crash must not rewind history behind it. */
-  rc = cairn_begin(db, CAIRN_TXN_RDONLY, &j->snap);
+   * continue this one, and a crash must not rewind history behind it. With
+   * the log it is a checkpoint's, so its meta page and free list describe
+   * it exactly. */
+  rc = db_begin_checkpointed(db, &j->snap);
   if (!rc) {
     cairn_mutex_lock(&db->meta_mu);
     int durable = db->durable_txnid >= j->snap->snap.txnid;

@@ -232,29 +232,11 @@ static int check_cf(void *ctx, const char *name, cairn_cf cf) {
 }
 
 /* A snapshot whose free set the check can account for: the persisted free
- * list describes the last checkpoint, so a writer checkpoints first (and
- * again if a commit slipped in). A read-only handle that replayed the log
- * adds what the replay freed (it allocates only past the end). */
+ * list describes the last checkpoint, so a writer checkpoints first. A
+ * read-only handle that replayed the log adds what the replay freed (it
+ * allocates only past the end). */
 static int begin_checkable(cairn_db *db, cairn_txn **txn) {
-  for (int tries = 0;; tries++) {
-    if (db->wal_on && !db->rdonly) {
-      int rc = cairn_checkpoint(db);
-      if (rc)
-        return rc;
-    }
-    int rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn);
-    if (rc)
-      return rc;
-    cairn_mutex_lock(&db->meta_mu);
-    int durable = (*txn)->snap.txnid == db->durable_txnid;
-    cairn_mutex_unlock(&db->meta_mu);
-    if (durable || db->rdonly || !db->wal_on)
-      return CAIRN_OK;
-    cairn_abort(*txn);
-    if (tries == 20)
-      return cairn__seterr(CAIRN_BUSY, "cairn_check: commits keep arriving "
-                                       "between checkpoint and check");
-  }
+  return db_begin_checkpointed(db, txn);
 }
 
 /* Read-only handle after a replay: pages the replayed commits freed. */

@@ -218,6 +218,7 @@ struct cairn_txn {
   uint8_t *log;     /* the commit's log record (header room + ops) */
   size_t loglen, logcap;
   int checkpoint;       /* internal txn writing the deferred pages */
+  cairn_txn **snap_out; /* checkpoint: begin a read txn before unlocking */
   cairn_txn *next_live; /* db's list of live txns */
 };
 
@@ -365,6 +366,10 @@ struct cairn_db {
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */
 int db_checkpoint(cairn_db *db);  /* takes write_mu itself */
+/* A read snapshot of a checkpointed state (its meta page and persisted free
+ * list describe it exactly): for backups and the integrity check. Without
+ * the log (or read-only) an ordinary snapshot. */
+int db_begin_checkpointed(cairn_db *db, cairn_txn **out);
 uint64_t db_now_ms(void);
 uint64_t db_oldest_snapshot(cairn_db *db); /* caller holds meta_mu */
 

@@ -755,9 +755,7 @@ static int commit_pages(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
   return rc;
 }
 
-int db_checkpoint(cairn_db *db) {
-  if (!db->wal_on || db->rdonly || !db->wal.file)
-    return CAIRN_OK;
+static int checkpoint(cairn_db *db, cairn_txn **snap_out) {
   cairn_txn *txn;
   int rc = txn_begin_writer(db, &txn);
   if (rc)
@@ -768,11 +766,43 @@ int db_checkpoint(cairn_db *db) {
   }
   if (!db->def.bytes && db->wal.pos == WAL_HDR &&
       db->durable_txnid == db->cur.txnid) {
+    /* Nothing to write; the snapshot starts while no commit can run. */
+    rc = snap_out ? cairn_begin(db, CAIRN_TXN_RDONLY, snap_out) : CAIRN_OK;
     cairn_abort(txn);
-    return CAIRN_OK;
+    return rc;
   }
+  /* A checkpoint records the newest commit; it is not a commit of its own
+   * (same txn id, so backups and stats name the state users committed). */
   txn->checkpoint = 1;
+  txn->snap_out = snap_out;
+  txn->snap.txnid = db->cur.txnid;
   return cairn_commit_ex(txn, CAIRN_DURABILITY_SYNC);
+}
+
+int db_checkpoint(cairn_db *db) {
+  if (!db->wal_on || db->rdonly || !db->wal.file)
+    return CAIRN_OK;
+  return checkpoint(db, NULL);
+}
+
+int db_begin_checkpointed(cairn_db *db, cairn_txn **out) {
+  *out = NULL;
+  if (!db->wal_on || db->rdonly || !db->wal.file)
+    return cairn_begin(db, CAIRN_TXN_RDONLY, out);
+  cairn_mutex_lock(&db->meta_mu);
+  int mine =
+      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  cairn_mutex_unlock(&db->meta_mu);
+  if (mine)
+    return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
+                                     "transaction first (a checkpoint is "
+                                     "needed)");
+  int rc = checkpoint(db, out);
+  if (rc && *out) {
+    cairn_abort(*out);
+    *out = NULL;
+  }
+  return rc;
 }
 
 int cairn_checkpoint(cairn_db *db) {
@@ -898,6 +928,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     }
     METRIC_ADD(&db->metrics, checkpoints, 1);
     db->freed_since_ckpt = 0;
+    if (!rc && txn->snap_out) /* still holding write_mu: no commit between */
+      rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn->snap_out);
     cairn_mutex_lock(&db->meta_mu);
     db->logged_durable = txn->snap.txnid;
     db->free_pages = txn->snap.freelist_count;
@@ -906,8 +938,10 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   METRIC_ADD(&db->metrics, pages_freed, txn->freed.len + young.len);
   if (logged) /* checkpointed pages replaced: reusable after a checkpoint */
     db->freed_since_ckpt += txn->freed.len;
-  if (!frc)
-    frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed, 0);
+  if (!frc) /* a checkpoint's old free-list pages may still be walked by
+             * snapshots that share its txn id: one commit later */
+    frc = freelist_add_pending(&db->fl, txn->snap.txnid + !!txn->checkpoint,
+                               &txn->freed, 0);
   if (!frc)
     frc = freelist_add_pending(&db->fl, txn->snap.txnid, &young, 1);
   pgvec_free(&young);
@@ -942,12 +976,15 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
               db->wal.pos >= checkpoint_bytes(db) ||
               (db->freed_since_ckpt > 16 &&
                db->freed_since_ckpt > txn->snap.page_count / 4));
+  int is_checkpoint = txn->checkpoint;
   txn_free_all(txn, !logged && !db->pg.mapped);
   metrics *m = &db->metrics;
-  METRIC_ADD(m, commits, 1);
-  METRIC_ADD(m, commits_sync, sync ? 1 : 0);
-  METRIC_ADD(m, commits_lazy, sync ? 0 : 1);
-  histo_record(&m->commit, metrics_now_ns() - t0);
+  if (!is_checkpoint) {
+    METRIC_ADD(m, commits, 1);
+    METRIC_ADD(m, commits_sync, sync ? 1 : 0);
+    METRIC_ADD(m, commits_lazy, sync ? 0 : 1);
+    histo_record(&m->commit, metrics_now_ns() - t0);
+  }
   if (ckpt)
     /* The commit is durable in the log; a failed checkpoint leaves its
      * pages in memory and is retried after the next commit. */
