@@ -108,21 +108,25 @@ static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
 }
 
 /* Open "<path>-wal" and replay what it holds past the meta page; a writer
- * then checkpoints and starts the log afresh. */
+ * then checkpoints and starts the log afresh. Without the log
+ * (CAIRN_OPEN_NOLOG) a log that exists is still recovered and folded in,
+ * so no acknowledged commit is ever skipped. */
 static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
+  int nolog = !db->wal_on;
   size_t plen = strlen(path);
   char *lp = malloc(plen + 5);
   if (!lp)
     return cairn__seterr(CAIRN_NOMEM, "out of memory opening the log");
   memcpy(lp, path, plen);
   memcpy(lp + plen, "-wal", 5);
-  int rc = plat->open(plat, lp, db->rdonly ? CAIRN_PF_RDONLY : CAIRN_PF_CREATE,
-                      &db->wal.file);
-  if (rc == CAIRN_NOTFOUND && db->rdonly) {
+  unsigned pflags = db->rdonly ? CAIRN_PF_RDONLY : nolog ? 0 : CAIRN_PF_CREATE;
+  int rc = plat->open(plat, lp, pflags, &db->wal.file);
+  if (rc == CAIRN_NOTFOUND && (db->rdonly || nolog)) {
     free(lp); /* no log: nothing was committed through one */
     cairn__clearerr();
     return CAIRN_OK;
   }
+  db->wal_on = 1;
   uint64_t size = 0;
   if (!rc)
     rc = db->wal.file->methods->size(db->wal.file, &size);
@@ -136,6 +140,11 @@ static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
       rc = wal_reset(&db->wal, db->cur.db_id, db->cur.txnid);
     if (!rc && size == 0) /* a new log: its name must survive a crash */
       rc = plat->sync_dir(plat, lp);
+  }
+  if (!rc && nolog && !db->rdonly) { /* folded in: commit without it now */
+    db->wal_on = 0;
+    db->wal.file->methods->close(db->wal.file);
+    db->wal.file = NULL;
   }
   if (!rc) {
     cairn_mutex_lock(&db->meta_mu);
@@ -259,7 +268,7 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
     pager_release(&db->pg, &tmp);
     pgmap_free(&tmp.pins);
   }
-  if (!rc && db->wal_on)
+  if (!rc)
     rc = open_log(db, plat, path);
   if (rc) {
     db->rdonly = 1; /* nothing to sync */

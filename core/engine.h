@@ -159,15 +159,17 @@ void deferred_collect(deferred *d, uint64_t oldest_reader);
 /* ---- write-ahead log (wal.c) ------------------------------------------- */
 
 #define WAL_HDR 512u
-#define WAL_REC_HDR 24u
+#define WAL_REC_HDR 32u
 enum { WAL_PUT = 1, WAL_DEL = 2, WAL_CF_CREATE = 3, WAL_CF_DROP = 4 };
 
 typedef struct wal {
   cairn_file *file;
-  uint64_t pos;  /* where the next record goes */
-  uint64_t salt; /* of the current header; records carry it */
-  uint64_t base; /* the checkpoint the records follow */
-  int unsynced;  /* records written since the last sync */
+  uint64_t pos;          /* where the next record goes */
+  uint64_t salt;         /* of the current header; records carry it */
+  uint64_t base;         /* the checkpoint the records follow */
+  int unsynced;          /* records written since the last sync */
+  uint64_t last_txnid;   /* of the newest record appended */
+  uint64_t synced_txnid; /* newest record a sync made durable */
 } wal;
 
 int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base);

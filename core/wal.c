@@ -7,7 +7,7 @@
  *   header: "cairnWAL" | u32 version | u32 0 | db id[16] | u64 base txn |
  *           u64 salt | u32 pad ... | u32 crc32c of bytes 0..59 at 60
  *   record: u32 crc32c of bytes 4..end | u32 body length | u64 txn id |
- *           u64 salt | body
+ *           u64 salt | u64 newest txn id synced before it | body
  *   body:   ops, each u8 kind | u8 cf name length | cf name (empty =
  *           default) | for put/del u16 key length | key | for put
  *           u32 value length | value
@@ -55,6 +55,7 @@ int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base) {
   w->base = base;
   w->pos = WAL_HDR;
   w->unsynced = 0;
+  w->last_txnid = w->synced_txnid = base;
   return CAIRN_OK;
 }
 
@@ -62,6 +63,7 @@ int wal_append(wal *w, uint64_t txnid, uint8_t *rec, size_t body) {
   st32(rec + 4, (uint32_t)body);
   st64(rec + 8, txnid);
   st64(rec + 16, w->salt);
+  st64(rec + 24, w->synced_txnid);
   st32(rec, cairn_crc32c(0, rec + 4, WAL_REC_HDR - 4 + body));
   cairn_file *f = w->file;
   int rc = f->methods->write(f, rec, WAL_REC_HDR + body, w->pos);
@@ -69,6 +71,7 @@ int wal_append(wal *w, uint64_t txnid, uint8_t *rec, size_t body) {
     return rc; /* the next record overwrites whatever part got written */
   w->pos += WAL_REC_HDR + body;
   w->unsynced = 1;
+  w->last_txnid = txnid;
   return CAIRN_OK;
 }
 
@@ -76,8 +79,10 @@ int wal_sync(wal *w) {
   if (!w->unsynced)
     return CAIRN_OK;
   int rc = w->file->methods->sync(w->file);
-  if (!rc)
+  if (!rc) {
     w->unsynced = 0;
+    w->synced_txnid = w->last_txnid;
+  }
   return rc;
 }
 
@@ -199,6 +204,28 @@ static int apply_body(cairn_txn *txn, uint64_t txnid, const uint8_t *p,
   return CAIRN_OK;
 }
 
+/* Is there a whole, valid record of txnid at pos that was written after
+ * a sync covering `damaged`? Then the damaged record had been durable: the
+ * log is corrupt, not torn (unsynced records may survive a crash in any
+ * combination, so a valid record after a torn unsynced one proves
+ * nothing). */
+static int synced_after(cairn_file *f, uint64_t pos, uint64_t size,
+                        uint64_t salt, uint64_t txnid, uint64_t damaged) {
+  uint8_t h[WAL_REC_HDR];
+  if (pos + WAL_REC_HDR > size || f->methods->read(f, h, sizeof h, pos))
+    return 0;
+  uint64_t len = ld32(h + 4);
+  if (ld64(h + 16) != salt || ld64(h + 8) != txnid ||
+      len > size - pos - WAL_REC_HDR)
+    return 0;
+  uint8_t *b = malloc(WAL_REC_HDR + len);
+  int ok = b && !f->methods->read(f, b, WAL_REC_HDR + len, pos) &&
+           ld32(b) == cairn_crc32c(0, b + 4, WAL_REC_HDR - 4 + len) &&
+           ld64(b + 24) >= damaged;
+  free(b);
+  return ok;
+}
+
 int wal_recover(cairn_db *db, uint64_t *replayed) {
   wal *w = &db->wal;
   cairn_file *f = w->file;
@@ -262,8 +289,19 @@ int wal_recover(cairn_db *db, uint64_t *replayed) {
     if (len &&
         (rc = f->methods->read(f, body + WAL_REC_HDR, len, pos + WAL_REC_HDR)))
       break;
-    if (ld32(body) != cairn_crc32c(0, body + 4, WAL_REC_HDR - 4 + len))
-      break; /* torn: the end of the log */
+    if (ld32(body) != cairn_crc32c(0, body + 4, WAL_REC_HDR - 4 + len)) {
+      /* A torn last record ends the log; a damaged one with commits after
+       * it must not silently drop them. */
+      if (synced_after(f, pos + WAL_REC_HDR + len, size, w->salt, txnid + 1,
+                       txnid))
+        rc = cairn__seterr(CAIRN_CORRUPT,
+                           "%s-wal: log record of txn %llu is damaged "
+                           "(checksum mismatch) and later commits follow it; "
+                           "moving the log away opens the database at its "
+                           "last checkpoint",
+                           db->path, (unsigned long long)txnid);
+      break;
+    }
     if (txnid > db->cur.txnid) {
       if (txnid != db->cur.txnid + 1) {
         rc = bad_record(txnid, "leaves a gap after the database's commit");
@@ -288,5 +326,6 @@ int wal_recover(cairn_db *db, uint64_t *replayed) {
   db->replaying = 0;
   free(body);
   w->pos = pos;
+  w->last_txnid = w->synced_txnid = expect - 1;
   return rc;
 }

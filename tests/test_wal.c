@@ -1,0 +1,358 @@
+/*
+ * test_wal.c — the write-ahead log (core/wal.c, core/deferred.c) on the
+ * fault platform, where a crash keeps, drops or tears unsynced writes:
+ *
+ *   - acknowledged commits (puts, deletes, column family creates and drops,
+ *     overflow values) survive a crash by replay, exactly;
+ *   - lazy commits: after a crash the database holds a prefix of the commits
+ *     that contains every one made before the last cairn_sync;
+ *   - garbage after the last record is ignored; a damaged record with
+ *     commits after it is refused (never silently dropped), and moving the
+ *     log away opens the last checkpoint;
+ *   - a log of another database, or one newer than its database file, is
+ *     refused with a message naming it;
+ *   - read-only opens replay in memory and leave both files untouched;
+ *   - CAIRN_OPEN_NOLOG folds a pending log in instead of skipping it;
+ *   - a snapshot taken before checkpoints keeps reading its own state;
+ *   - creating a database removes a stale log of an earlier one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "fault_platform.h"
+#include "platform.h"
+#include "test_util.h"
+
+#include "test_support.h"
+
+#define DB "wal.db"
+#define LOG "wal.db-wal"
+
+static cairn_db *open_db(uint32_t flags) {
+  cairn_options o;
+  ts_options(&o, "fault", 4096);
+  o.flags |= flags;
+  cairn_db *db = NULL;
+  CHECK_OK(cairn_open(DB, &o, &db));
+  return db;
+}
+
+/* Apply commit number c of a deterministic workload to db and model. */
+static int do_commit(cairn_db *db, ts_state *st, int c, cairn_durability dur) {
+  cairn_txn *t = NULL;
+  int rc = cairn_begin(db, 0, &t);
+  if (rc)
+    return rc;
+  ts_rng r;
+  ts_rng_seed(&r, 1000 + (uint64_t)c);
+  if (c % 7 == 3) { /* column family churn, logged as ops */
+    const char *name = (c / 7) % 2 ? "blocks" : "receipts";
+    int idx = ts_state_find(st, name);
+    cairn_cf cf;
+    if (idx >= 0) {
+      CHECK_OK(cairn_cf_open(t, name, 0, &cf));
+      CHECK_OK(cairn_cf_drop(t, cf));
+      ts_state_drop(st, idx);
+    } else {
+      CHECK_OK(cairn_cf_open(t, name, CAIRN_CF_CREATE, &cf));
+      ts_state_add(st, name);
+    }
+  }
+  for (int i = 0; i < 40; i++) {
+    int ci = (int)ts_below(&r, (uint64_t)st->ncf);
+    cairn_cf cf = CAIRN_DEFAULT_CF;
+    if (ci && !CHECK_OK(cairn_cf_open(t, st->name[ci], 0, &cf)))
+      break;
+    char k[32];
+    snprintf(k, sizeof k, "k%04d", (int)ts_below(&r, 300));
+    ts_map *m = &st->map[ci];
+    if (ts_chance(&r, 1, 5) && ts_map_get(m, k, strlen(k))) {
+      CHECK_OK(cairn_del(t, cf, ts_str(k)));
+      ts_map_del(m, k, strlen(k));
+      continue;
+    }
+    size_t vn =
+        ts_chance(&r, 1, 30) ? 9000 + ts_below(&r, 9000) : ts_below(&r, 200);
+    uint64_t vs = ts_next(&r);
+    void *v = ts_value_new(vn, vs);
+    CHECK_OK(cairn_put(t, cf, ts_str(k), ts_sl(v, vn), 0));
+    free(v);
+    ts_map_put(m, k, strlen(k), vs, vn);
+  }
+  return cairn_commit_ex(t, dur);
+}
+
+static int matches(cairn_db *db, const ts_state *st) {
+  cairn_txn *t = NULL;
+  if (!CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t)))
+    return 0;
+  char why[256] = "";
+  int rc = ts_db_compare(t, st, why, sizeof why);
+  cairn_abort(t);
+  if (rc)
+    printf("    differs: %s (rc %d)\n", why, rc);
+  return rc == 0;
+}
+
+static void test_replay_after_crash(void) {
+  ts_set_ctx("replay after a crash");
+  fault_reset();
+  cairn_db *db = open_db(0);
+  if (!db)
+    return;
+  ts_state st;
+  ts_state_init(&st);
+  for (int c = 1; c <= 30; c++)
+    CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_SYNC));
+  cairn_metrics m;
+  CHECK_OK(cairn_metrics_get(db, &m));
+  CHECK(m.bytes_logged > 0);
+  fault_crash(1); /* no close: the log alone holds the commits */
+  db = open_db(0);
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_check(db, NULL, NULL));
+    CHECK_OK(cairn_close(db));
+  }
+  /* and once more after a clean close */
+  db = open_db(0);
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_close(db));
+  }
+  ts_state_free(&st);
+}
+
+static void test_lazy_prefix(void) {
+  for (uint64_t seed = 1; seed <= 6; seed++) {
+    ts_set_ctx("lazy commits, crash seed %llu", (unsigned long long)seed);
+    fault_reset();
+    cairn_options o;
+    ts_options(&o, "fault", 4096);
+    o.durability = CAIRN_DURABILITY_LAZY;
+    o.lazy_sync_commits = 0;
+    o.lazy_sync_ms = 0;
+    cairn_db *db = NULL;
+    if (!CHECK_OK(cairn_open(DB, &o, &db)))
+      return;
+    ts_state st[21];
+    ts_state_init(&st[0]);
+    for (int c = 1; c <= 20; c++) {
+      ts_state_copy(&st[c], &st[c - 1]);
+      CHECK_OK(do_commit(db, &st[c], c, CAIRN_DURABILITY_DEFAULT));
+      if (c == 8)
+        CHECK_OK(cairn_sync(db));
+    }
+    fault_crash(seed);
+    CHECK_OK(cairn_open(DB, &o, &db));
+    int found = -1;
+    cairn_txn *t = NULL;
+    if (db && CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t))) {
+      uint64_t h, n;
+      if (CHECK_OK(ts_db_hash(t, &h, &n)))
+        for (int c = 20; c >= 0 && found < 0; c--)
+          if (ts_state_hash(&st[c]) == h)
+            found = c;
+      cairn_abort(t);
+    }
+    if (!CHECK(found >= 8))
+      printf("    recovered state %d; commits 1..8 were synced\n", found);
+    if (db)
+      CHECK_OK(cairn_close(db));
+    for (int c = 0; c <= 20; c++)
+      ts_state_free(&st[c]);
+  }
+}
+
+/* Crash with 12 commits logged; returns the model. */
+static void crashed_db(ts_state *st) {
+  fault_reset();
+  ts_state_init(st);
+  cairn_db *db = open_db(0);
+  if (!db)
+    return;
+  for (int c = 1; c <= 12; c++)
+    CHECK_OK(do_commit(db, st, c, CAIRN_DURABILITY_SYNC));
+  fault_crash(2);
+}
+
+static void test_damaged_logs(void) {
+  ts_state st;
+  ts_set_ctx("garbage after the last record");
+  crashed_db(&st);
+  long long n = fault_file_size(LOG);
+  uint8_t junk[700];
+  ts_fill(junk, sizeof junk, 5);
+  CHECK_OK(fault_file_poke(LOG, (uint64_t)n, junk, sizeof junk));
+  cairn_db *db = open_db(0);
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_close(db));
+  }
+  ts_state_free(&st);
+
+  ts_set_ctx("a damaged record in the middle");
+  crashed_db(&st);
+  n = fault_file_size(LOG);
+  uint8_t b = 0;
+  uint64_t mid = 512 + (uint64_t)(n - 512) / 3;
+  CHECK_OK(fault_file_peek(LOG, mid, &b, 1));
+  b ^= 0x40;
+  CHECK_OK(fault_file_poke(LOG, mid, &b, 1));
+  cairn_options o;
+  ts_options(&o, "fault", 4096);
+  db = NULL;
+  CHECK_RC(cairn_open(DB, &o, &db), CAIRN_CORRUPT);
+  CHECK(db == NULL);
+  CHECK(strstr(cairn_errmsg(), "log record") != NULL);
+  CHECK(strstr(cairn_errmsg(), "-wal") != NULL);
+  /* moving the log away opens the last checkpoint (here: empty) */
+  cairn_platform *p = cairn_platform_find("fault");
+  CHECK_OK(p->rename_noreplace(p, LOG, "moved-away-wal"));
+  db = open_db(0);
+  if (db) {
+    ts_state empty;
+    ts_state_init(&empty);
+    CHECK(matches(db, &empty));
+    ts_state_free(&empty);
+    CHECK_OK(cairn_close(db));
+  }
+  ts_state_free(&st);
+
+  ts_set_ctx("a log of another database");
+  crashed_db(&st);
+  uint8_t *img = NULL;
+  size_t len = 0;
+  CHECK_OK(ts_file_read("fault", LOG, &img, &len));
+  CHECK_OK(ts_file_remove("fault", DB));
+  db = open_db(0); /* a new database: the stale log goes */
+  if (db) {
+    ts_state empty;
+    ts_state_init(&empty);
+    CHECK(matches(db, &empty));
+    ts_state_free(&empty);
+    CHECK_OK(cairn_close(db));
+  }
+  CHECK_OK(ts_file_write("fault", LOG, img, len)); /* the old one back */
+  db = NULL;
+  CHECK_RC(cairn_open(DB, &o, &db), CAIRN_CORRUPT);
+  CHECK(strstr(cairn_errmsg(), "another database") != NULL);
+  free(img);
+  ts_state_free(&st);
+
+  ts_set_ctx("a database file older than its log");
+  fault_reset();
+  db = open_db(0);
+  ts_state_init(&st);
+  uint8_t *old = NULL;
+  size_t oldn = 0;
+  if (db) {
+    CHECK_OK(do_commit(db, &st, 1, CAIRN_DURABILITY_SYNC));
+    CHECK_OK(cairn_close(db)); /* checkpoint: txn 2 */
+    CHECK_OK(ts_file_read("fault", DB, &old, &oldn));
+    db = open_db(0);
+  }
+  if (db) {
+    for (int c = 2; c <= 5; c++)
+      CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_SYNC));
+    CHECK_OK(cairn_close(db)); /* the log now follows a newer checkpoint */
+    CHECK_OK(ts_file_write("fault", DB, old, oldn));
+    db = NULL;
+    CHECK_RC(cairn_open(DB, &o, &db), CAIRN_CORRUPT);
+    CHECK(strstr(cairn_errmsg(), "older copy") != NULL);
+  }
+  free(old);
+  ts_state_free(&st);
+}
+
+static void test_readonly_and_nolog(void) {
+  ts_state st;
+  ts_set_ctx("read-only open replays in memory");
+  crashed_db(&st);
+  long long dbsize = fault_file_size(DB), logsize = fault_file_size(LOG);
+  uint8_t *before = NULL;
+  size_t bn = 0;
+  CHECK_OK(ts_file_read("fault", DB, &before, &bn));
+  cairn_db *db = open_db(CAIRN_OPEN_RDONLY);
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_check(db, NULL, NULL));
+    CHECK_OK(cairn_close(db));
+  }
+  uint8_t *after = NULL;
+  size_t an = 0;
+  CHECK_OK(ts_file_read("fault", DB, &after, &an));
+  CHECK(an == bn && memcmp(before, after, bn) == 0);
+  CHECK(fault_file_size(DB) == dbsize && fault_file_size(LOG) == logsize);
+  free(before);
+  free(after);
+
+  ts_set_ctx("CAIRN_OPEN_NOLOG folds a pending log in");
+  db = open_db(CAIRN_OPEN_NOLOG);
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(do_commit(db, &st, 13, CAIRN_DURABILITY_SYNC));
+    fault_crash(3); /* a NOLOG commit is durable in the file itself */
+    db = open_db(0);
+  }
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_close(db));
+  }
+  ts_state_free(&st);
+}
+
+static void test_snapshot_across_checkpoints(void) {
+  ts_set_ctx("a snapshot across checkpoints");
+  fault_reset();
+  cairn_options o;
+  ts_options(&o, "fault", 4096);
+  o.checkpoint_mib = 1;
+  cairn_db *db = NULL;
+  if (!CHECK_OK(cairn_open(DB, &o, &db)))
+    return;
+  ts_state st;
+  ts_state_init(&st);
+  for (int c = 1; c <= 10; c++)
+    CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_SYNC));
+  cairn_txn *snap = NULL;
+  CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &snap));
+  uint64_t h0 = 0, n0 = 0;
+  CHECK_OK(ts_db_hash(snap, &h0, &n0));
+  CHECK(h0 == ts_state_hash(&st));
+  cairn_metrics m0, m1;
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  for (int c = 11; c <= 80; c++) {
+    CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_SYNC));
+    if (c % 20 == 0)
+      CHECK_OK(cairn_checkpoint(db));
+  }
+  CHECK_OK(cairn_metrics_get(db, &m1));
+  CHECK(m1.checkpoints >= m0.checkpoints + 3);
+  uint64_t h1 = 0, n1 = 0;
+  CHECK_OK(ts_db_hash(snap, &h1, &n1));
+  CHECK(h1 == h0 && n1 == n0);
+  cairn_abort(snap);
+  CHECK(matches(db, &st));
+  CHECK_OK(cairn_check(db, NULL, NULL));
+  fault_crash(4);
+  CHECK_OK(cairn_open(DB, &o, &db));
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_close(db));
+  }
+  ts_state_free(&st);
+}
+
+int main(void) {
+  fault_platform_install();
+  test_replay_after_crash();
+  test_lazy_prefix();
+  test_damaged_logs();
+  test_readonly_and_nolog();
+  test_snapshot_across_checkpoints();
+  fault_reset();
+  return test_summary();
+}
