@@ -152,3 +152,12 @@ if(CAIRN_BUILD_TESTS)
                          TIMEOUT ${CAIRN_TEST_TIMEOUT})
   endif()
 endif()
+
+# ---- bench: W1-W5 under WASI vs native (bench/wasi_bench.sh) -------------------
+if(EXISTS ${PROJECT_SOURCE_DIR}/bench/wasi_bench.c)
+  add_executable(wasi_bench ${PROJECT_SOURCE_DIR}/bench/wasi_bench.c)
+  target_link_libraries(wasi_bench PRIVATE cairn)
+  set_target_properties(wasi_bench PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
+  cairn_warnings(wasi_bench)
+endif()
