@@ -897,6 +897,56 @@ static void test_fresh_database(void) {
   free(l.v);
 }
 
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+/* The backup files on another platform than the database (options
+ * .platform): a memory database backed up to files, restored there. */
+static void test_other_platform(void) {
+  cairn_platform_memory_reset();
+  ts_set_ctx("backup to another platform");
+  char *dir = ts_mkdtemp();
+  if (!TCHECK(dir != NULL))
+    return;
+  cairn_db *db;
+  cairn_options o;
+  ts_options(&o, MEM, 0);
+  oplog l = {0};
+  ts_rng r;
+  ts_rng_seed(&r, 11);
+  char full[512], inc[512], dest[512];
+  snprintf(full, sizeof full, "%s/full.bk", dir);
+  snprintf(inc, sizeof inc, "%s/inc.bk", dir);
+  snprintf(dest, sizeof dest, "%s/restored.db", dir);
+  uint64_t id = 0;
+  if (TCHECK_OK(cairn_open("mem.db", &o, &db))) {
+    TCHECK_OK(create_cfs(db, &l));
+    for (int i = 0; i < 5; i++)
+      TCHECK_OK(commit_random(db, &r, &l, 40, 500, 0));
+    cairn_backup_options bo;
+    cairn_backup_options_init(&bo);
+    bo.platform = "unix";
+    TCHECK_OK(cairn_backup(db, full, &bo));
+    for (int i = 0; i < 5; i++)
+      TCHECK_OK(commit_random(db, &r, &l, 40, 500, 0));
+    bo.incremental_from = full;
+    cairn_backup_job *job;
+    if (TCHECK_OK(cairn_backup_begin(db, inc, &bo, &job))) {
+      id = cairn_backup_txn_id(job);
+      TCHECK_OK(cairn_backup_finish(job));
+    }
+    TCHECK(!dest_exists(MEM, full)); /* not on the database's platform */
+    TCHECK_OK(cairn_close(db));
+  }
+  ts_state m;
+  model_at(&l, id, &m);
+  const char *chain[2] = {full, inc};
+  restore_compare("unix", chain, 2, dest, &m, id);
+  ts_state_free(&m);
+  free(l.v);
+  ts_rmtree(dir);
+  free(dir);
+}
+#endif
+
 int main(void) {
   cairn_platform_memory_reset();
   test_hot_backups(MEM, "");
@@ -916,6 +966,9 @@ int main(void) {
   test_refusals();
   test_never_overwrite();
   test_fresh_database();
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+  test_other_platform();
+#endif
   cairn_platform_memory_reset();
   return test_summary();
 }
