@@ -112,3 +112,52 @@ if(CAIRN_BUILD_TESTS)
       xhost_native_read PROPERTIES LABELS xhost TIMEOUT ${CAIRN_TEST_TIMEOUT})
   endif()
 endif()
+
+# ---- the reactor build: cairn_reactor.wasm (no main; exports the C API) -------
+# Exports: every function declared in include/cairn.h (scanned at configure
+# time; editing the header re-runs it), cairn_wasi_break_lock, malloc/free and
+# the layout helpers of platform/wasm/wasi_reactor.c.
+file(STRINGS ${PROJECT_SOURCE_DIR}/include/cairn.h _cairn_h_lines
+     REGEX "^(const |unsigned )?[a-z_0-9]+ \\**cairn_[a-z0-9_]+\\(")
+set(CAIRN_WASI_EXPORTS cairn_wasi_break_lock cairn_wasi_options_size
+    cairn_wasi_options_offset malloc free)
+foreach(line IN LISTS _cairn_h_lines)
+  string(REGEX MATCH "cairn_[a-z0-9_]+\\(" fn "${line}")
+  string(REPLACE "(" "" fn "${fn}")
+  list(APPEND CAIRN_WASI_EXPORTS ${fn})
+endforeach()
+list(REMOVE_DUPLICATES CAIRN_WASI_EXPORTS)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${PROJECT_SOURCE_DIR}/include/cairn.h)
+add_executable(cairn_reactor ${PROJECT_SOURCE_DIR}/platform/wasm/wasi_reactor.c)
+target_link_libraries(cairn_reactor PRIVATE cairn)
+target_link_options(cairn_reactor PRIVATE -mexec-model=reactor)
+foreach(fn IN LISTS CAIRN_WASI_EXPORTS)
+  target_link_options(cairn_reactor PRIVATE "-Wl,--export=${fn}")
+endforeach()
+set_target_properties(cairn_reactor PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
+cairn_warnings(cairn_reactor)
+
+if(CAIRN_BUILD_TESTS)
+  # The embedding example doubles as a test: it asserts what it reads back.
+  set(ex ${PROJECT_SOURCE_DIR}/platform/wasm/example/node_example.mjs)
+  if(EXISTS ${ex})
+    file(MAKE_DIRECTORY ${CAIRN_TEST_WORK}/wasi_node_example)
+    add_test(NAME wasi_node_example
+             COMMAND ${CAIRN_NODE} --no-warnings --no-concurrent-marking ${ex}
+                     $<TARGET_FILE:cairn_reactor> ${CAIRN_TEST_WORK}/wasi_node_example
+             WORKING_DIRECTORY ${CAIRN_TEST_WORK}/wasi_node_example)
+    set_tests_properties(wasi_node_example PROPERTIES LABELS unit
+                         TIMEOUT ${CAIRN_TEST_TIMEOUT})
+  endif()
+endif()
+
+# ---- bench: W1-W5 under WASI vs native (bench/wasi_bench.sh) -------------------
+if(EXISTS ${PROJECT_SOURCE_DIR}/bench/wasi_bench.c)
+  add_executable(wasi_bench ${PROJECT_SOURCE_DIR}/bench/wasi_bench.c)
+  target_link_libraries(wasi_bench PRIVATE cairn)
+  set_target_properties(wasi_bench PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
+  cairn_warnings(wasi_bench)
+endif()

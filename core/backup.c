@@ -4,10 +4,11 @@
  *
  * Invariants this file relies on and keeps:
  *   - A backup copies the pages of one read snapshot. While that snapshot
- *     lives, no page reachable from it is rewritten (freelist.c), so the
- *     pages can be read straight from the file with the platform's read(),
- *     one at a time, without pinning them in the page cache: memory stays
- *     bounded by one overflow chunk and the walk's stack.
+ *     lives, no page reachable from it is rewritten (freelist.c). They are
+ *     read through the engine's page reads one page (or overflow run) at a
+ *     time, each pinned only while it is copied (snap_pages below): memory
+ *     stays bounded by the largest value, two I/O buffers and the walk's
+ *     stack.
  *   - The snapshot is made durable before it is copied. Durable history is
  *     never undone by a crash, so a page stamped with txnid <= T that is
  *     reachable later is the same page every backup at T saw. That is what
@@ -266,7 +267,6 @@ struct cairn_backup_job {
   witem *stack;
   size_t nstack, capstack;
   uint64_t records, pages, hops, visited;
-  uint8_t *chunk; /* BK_CHUNK bytes for reading source pages */
   /* compact: a fresh database filled in key order */
   char *cpath;
   cairn_db *cdb;
@@ -297,36 +297,46 @@ static int push(cairn_backup_job *j, uint64_t pgno, uint32_t kind,
   return CAIRN_OK;
 }
 
-/* Read bytes of the run of npages pages at pgno of the snapshot being
- * copied, starting at byte at of the run, straight from its file.
+/* ---- reading the snapshot: the only place a backup reads the database ---
  *
- * This is the only place a backup reads the database. It relies on (a)
- * every page reachable from the snapshot being either in the file, written
- * before the snapshot became visible, or in the deferred page table (pages
- * of logged commits that no checkpoint has written yet), and (b) none of
- * them being rewritten while the snapshot lives. */
-static int read_pages(cairn_backup_job *j, uint64_t pgno, uint64_t npages,
-                      uint8_t *buf, size_t bytes, uint64_t at) {
+ * Pages come through the engine's own page reads (pager_get): zero-copy
+ * from the map where the host maps, else through the page cache, pinned in
+ * the pin scope the caller opened (one page or one overflow run at a time)
+ * and validated (checksum, type, self number, bounds). Assumed of the
+ * engine (notes in /work/notes/engine-notes.md): every page reachable from
+ * the snapshot's meta stays readable and unchanged while the snapshot
+ * lives, and those pages hold the snapshot's whole state. An engine that
+ * keeps recent commits elsewhere (a write-ahead log and an in-memory
+ * overlay) must make the snapshot's state whole in the tree (a checkpoint)
+ * before a backup copies it. */
+static int snap_pages(cairn_backup_job *j, uint64_t pgno, uint64_t npages,
+                      unsigned types, const uint8_t **out) {
+  return pager_get(&j->pdb->pg, j->ptxn, pgno, npages, types, out);
+}
+
+/* The txn id stamped on the run at pgno, from its header alone: whether an
+ * incremental backup copies an overflow run depends on it, and validating
+ * the whole run to learn it would read the whole value. */
+static int snap_stamp(cairn_backup_job *j, uint64_t pgno, uint64_t *txnid) {
   uint64_t count = j->ptxn->snap.page_count;
-  if (pgno < 2 || pgno >= count || npages > count - pgno)
+  if (pgno < 2 || pgno >= count)
     return cairn__seterr(CAIRN_CORRUPT,
                          "page %llu: out of range (the snapshot has %llu "
                          "pages)",
                          (unsigned long long)pgno, (unsigned long long)count);
   /* Pages of logged commits not yet checkpointed live in the deferred
-   * page table (sealed, immutable while the snapshot lives). */
+   * page table, sealed with their commit's id. */
   dirty_page *d = deferred_get(&j->pdb->def, pgno);
   if (d) {
-    if (d->npages != npages || at + bytes > npages * j->psize)
-      return cairn__seterr(
-          CAIRN_CORRUPT, "page %llu: a run of %llu pages, expected %llu",
-          (unsigned long long)pgno, (unsigned long long)d->npages,
-          (unsigned long long)npages);
-    memcpy(buf, d->buf + at, bytes);
+    *txnid = pg_txnid(d->buf);
     return CAIRN_OK;
   }
+  uint8_t h[PAGE_HDR];
   cairn_file *f = j->pdb->pg.file;
-  return f->methods->read(f, buf, bytes, pgno * j->psize + at);
+  int rc = f->methods->read(f, h, sizeof h, pgno * j->psize);
+  if (!rc)
+    *txnid = pg_txnid(h);
+  return rc;
 }
 
 /* out.crc is the whole-file crc; each record also needs its own, so keep
@@ -374,25 +384,11 @@ static int emit_page(cairn_backup_job *j, uint64_t pgno, const uint8_t *p) {
   return rc;
 }
 
-/* A tree page (catalog or column family) at level of a tree of depth. */
-static int visit_tree(cairn_backup_job *j, const witem *w) {
-  uint8_t *p = j->chunk;
-  if (w->level >= w->depth || w->depth > MAX_DEPTH)
-    return cairn__seterr(CAIRN_CORRUPT, "page %llu: tree deeper than %u",
-                         (unsigned long long)w->pgno, w->depth);
-  int leaf = w->level + 1 == w->depth;
-  int rc = read_pages(j, w->pgno, 1, p, j->psize, 0);
-  if (!rc)
-    rc = page_validate(p, w->pgno, j->psize, 1,
-                       TYPE_BIT(leaf ? PAGE_LEAF : PAGE_BRANCH));
-  if (rc)
-    return rc;
-  if (pg_txnid(p) <= j->base_txnid)
-    return CAIRN_OK; /* unchanged since the base backup, with its subtree */
-  if ((rc = emit_page(j, w->pgno, p)) != CAIRN_OK)
-    return rc;
-  uint32_t n = pg_count(p);
-  for (uint32_t i = n; i-- > 0 && !rc;) {
+/* Queue what the tree page p (already copied) points to. */
+static int push_children(cairn_backup_job *j, const witem *w, const uint8_t *p,
+                         int leaf) {
+  int rc = CAIRN_OK;
+  for (uint32_t i = pg_count(p); i-- > 0 && !rc;) {
     if (!leaf) {
       rc = push(j, branch_child(branch_entry(p, i)), w->kind, w->level + 1,
                 w->depth, 0);
@@ -418,64 +414,70 @@ static int visit_tree(cairn_backup_job *j, const witem *w) {
   return rc;
 }
 
-/* An overflow run: header checked, then streamed in chunks with its page
- * checksum (header + value) verified on the way. */
+/* A tree page (catalog or column family) at level of a tree of depth. */
+static int visit_tree(cairn_backup_job *j, const witem *w) {
+  if (w->level >= w->depth || w->depth > MAX_DEPTH)
+    return cairn__seterr(CAIRN_CORRUPT, "page %llu: tree deeper than %u",
+                         (unsigned long long)w->pgno, w->depth);
+  int leaf = w->level + 1 == w->depth;
+  pgmap scope, *saved;
+  txn_scope_begin(j->ptxn, &scope, &saved);
+  const uint8_t *p;
+  int rc =
+      snap_pages(j, w->pgno, 1, TYPE_BIT(leaf ? PAGE_LEAF : PAGE_BRANCH), &p);
+  /* a page stamped at or before the base backup is unchanged since then,
+   * with its whole subtree (copy-on-write rewrites the path to the root) */
+  if (!rc && pg_txnid(p) > j->base_txnid) {
+    rc = emit_page(j, w->pgno, p);
+    if (!rc)
+      rc = push_children(j, w, p, leaf);
+  }
+  txn_scope_end(j->ptxn, &scope, saved);
+  return rc;
+}
+
+/* An overflow run, as one record. */
 static int visit_overflow(cairn_backup_job *j, const witem *w) {
   uint64_t np = overflow_pages(w->vlen, j->psize);
-  uint64_t bytes = np * j->psize, span = PAGE_HDR + (uint64_t)w->vlen;
   unsigned long long pg = (unsigned long long)w->pgno;
-  uint8_t *p = j->chunk;
-  size_t first = bytes < BK_CHUNK ? (size_t)bytes : BK_CHUNK;
-  int rc = read_pages(j, w->pgno, np, p, first, 0);
-  if (rc)
-    return rc;
-  if (pg_type(p) != PAGE_OVERFLOW || pg_no(p) != w->pgno || pg_count(p) != np ||
-      pg_upper(p) != w->vlen)
-    return cairn__seterr(CAIRN_CORRUPT,
-                         "page %llu: not the overflow run of %llu pages its "
-                         "leaf entry names",
-                         pg, (unsigned long long)np);
-  if (pg_txnid(p) <= j->base_txnid)
-    return CAIRN_OK;
   if (np > UINT32_MAX)
     return cairn__seterr(CAIRN_CORRUPT, "page %llu: overflow run too long", pg);
-  uint32_t want = pg_crc(p), crc = 0; /* p is reused for later chunks */
+  uint64_t stamp = 0;
+  int rc = j->base_txnid ? snap_stamp(j, w->pgno, &stamp) : CAIRN_OK;
+  if (rc || (j->base_txnid && stamp <= j->base_txnid))
+    return rc; /* unchanged since the base backup */
+  pgmap scope, *saved;
+  txn_scope_begin(j->ptxn, &scope, &saved);
+  const uint8_t *p;
+  rc = snap_pages(j, w->pgno, np, TYPE_BIT(PAGE_OVERFLOW), &p);
+  if (!rc && (pg_count(p) != np || pg_upper(p) != w->vlen))
+    rc = cairn__seterr(CAIRN_CORRUPT,
+                       "page %llu: not the overflow run of %llu pages its "
+                       "leaf entry names",
+                       pg, (unsigned long long)np);
   rec_state s;
-  rc = rec_begin(j, &s, w->pgno, (uint32_t)np);
-  for (uint64_t at = 0; at < bytes && !rc;) {
-    size_t n = bytes - at < BK_CHUNK ? (size_t)(bytes - at) : BK_CHUNK;
-    if (at > 0)
-      rc = read_pages(j, w->pgno, np, p, n, at);
-    if (rc)
-      break;
-    /* the page checksum covers bytes [4, span) of the run */
-    uint64_t lo = at == 0 ? 4 : at, hi = at + n < span ? at + n : span;
-    if (hi > lo)
-      crc = cairn_crc32c(crc, p + (lo - at), (size_t)(hi - lo));
-    rc = rec_put(j, &s, p, n);
-    at += n;
-  }
-  if (!rc && crc != want)
-    return cairn__seterr(CAIRN_CORRUPT,
-                         "page %llu: checksum mismatch (overflow page)", pg);
+  if (!rc)
+    rc = rec_begin(j, &s, w->pgno, (uint32_t)np);
+  if (!rc)
+    rc = rec_put(j, &s, p, (size_t)(np * j->psize));
   if (!rc)
     rc = rec_end(j, &s);
   j->pages += np;
+  txn_scope_end(j->ptxn, &scope, saved);
   return rc;
 }
 
 static int visit_freelist(cairn_backup_job *j, const witem *w) {
-  uint8_t *p = j->chunk;
   if (++j->hops > j->ptxn->snap.page_count)
     return cairn__seterr(CAIRN_CORRUPT, "freelist chain loops");
-  int rc = read_pages(j, w->pgno, 1, p, j->psize, 0);
-  if (!rc)
-    rc = page_validate(p, w->pgno, j->psize, 1, TYPE_BIT(PAGE_FREELIST));
-  if (rc)
-    return rc;
-  uint64_t next = ld64(p + PAGE_HDR);
-  if (pg_txnid(p) > j->base_txnid)
+  pgmap scope, *saved;
+  txn_scope_begin(j->ptxn, &scope, &saved);
+  const uint8_t *p;
+  int rc = snap_pages(j, w->pgno, 1, TYPE_BIT(PAGE_FREELIST), &p);
+  uint64_t next = rc ? 0 : ld64(p + PAGE_HDR);
+  if (!rc && pg_txnid(p) > j->base_txnid)
     rc = emit_page(j, w->pgno, p);
+  txn_scope_end(j->ptxn, &scope, saved);
   if (!rc && next)
     rc = push(j, next, W_FREELIST, 0, 0, 0);
   return rc;
@@ -665,7 +667,6 @@ static void job_free(cairn_backup_job *j) {
   }
   ops_cfs_free(&j->cfs);
   free(j->stack);
-  free(j->chunk);
   free(j->out.buf);
   free(j->dest);
   free(j->tmp);
@@ -712,9 +713,8 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
                                              : CAIRN_BACKUP_FULL;
   j->dest = str_dup(dest);
   j->tmp = temp_name(dest, "cairn-backup");
-  j->chunk = malloc(BK_CHUNK);
   j->out.buf = malloc(BK_CHUNK);
-  if (!j->dest || !j->tmp || !j->chunk || !j->out.buf) {
+  if (!j->dest || !j->tmp || !j->out.buf) {
     job_free(j);
     return cairn__seterr(CAIRN_NOMEM, "out of memory");
   }

@@ -86,6 +86,7 @@ static void builtins_locked(void) {
   /* ---- browser (Emscripten) platforms: platform/wasm/em_platforms.h ---- */
 #ifdef __EMSCRIPTEN__
   register_locked(cairn_platform_opfs());
+  register_locked(cairn_platform_idb());
 #endif
   /* ---- end browser ---- */
 }

@@ -410,8 +410,11 @@ int cairn_stat_write(cairn_db *db, int format, cairn_write_fn write, void *ctx);
 
 /* Walk every page of the newest commit: page checksums, key order within and
  * across pages, branch separators, and page accounting (each page reachable
- * from exactly one place or free, none lost). report (may be NULL) is called
- * once per problem found. CAIRN_OK if clean, CAIRN_CORRUPT otherwise. */
+ * from exactly one place or free, none lost), the free list, and both meta
+ * pages as the file holds them (a damaged slot that open silently passes
+ * over is reported). report (may be NULL) is called once per problem found,
+ * every problem, not only the first. CAIRN_OK if clean, CAIRN_CORRUPT
+ * ("N problem(s); first: ...") otherwise. */
 int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
                 void *ctx);
 

@@ -14,6 +14,8 @@
 #             (CAIRN_TEST_SCALE=0.1)
 #   fuzz      build the `fuzz` preset and run each libFuzzer target for
 #             CAIRN_FUZZ_SECONDS (default 30) seconds
+#   wasi      build the `wasi` preset (wasm32-wasi) and ctest it: every test
+#             .wasm under Node's node:wasi (CAIRN_TEST_SCALE, default 0.3 here)
 #
 # Environment:
 #   CAIRN_BUILD_DIR     where the build trees go (default: build/ in the repo)
@@ -259,6 +261,24 @@ stage_fuzz() {
   stage_end "ok $CTEST_RESULT"
 }
 
+# ---- BEGIN wasi stage (owner: WASI engineer) -----------------------------------
+# The `wasi` preset: libcairn, the CLI and the whole C suite as wasm32-wasi
+# modules (clang + Debian's wasi-libc), run by ctest under Node's node:wasi
+# (tests/wasi_run.mjs), plus the cross-host file format tests against a native
+# twin and the reactor/Node embedding example. Lean: CAIRN_TEST_SCALE defaults
+# to 0.3 here and CAIRN_FUZZ_ITERS to 2000.
+PACKAGES+=(wasi-libc libclang-rt-14-dev-wasm32)
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+ALL_STAGES+=(wasi)
+stage_wasi() {
+  stage_begin wasi "wasm32-wasi build, C suite under Node's node:wasi (ctest)"
+  configure_build wasi
+  CAIRN_TEST_SCALE=${CAIRN_TEST_SCALE:-0.3} CAIRN_FUZZ_ITERS=${CAIRN_FUZZ_ITERS:-2000} \
+    run_ctest wasi --test-dir "$BUILD/wasi" --output-on-failure -j "$JOBS" --no-tests=error
+  stage_end "ok $CTEST_RESULT"
+}
+# ---- END wasi stage ------------------------------------------------------------
+
 # ---- main ----------------------------------------------------------------------
 
 stages=()
@@ -266,7 +286,7 @@ for a in "$@"; do
   case $a in
     --list) printf '%s\n' "${ALL_STAGES[@]}"; trap - EXIT; exit 0 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; trap - EXIT; exit 0 ;;
-    deps | format | release | debug | valgrind | fuzz) stages+=("$a") ;;
+    deps | format | release | debug | valgrind | fuzz | wasi) stages+=("$a") ;;
     *) trap - EXIT; die "unknown stage '$a' (stages: ${ALL_STAGES[*]})" ;;
   esac
 done

@@ -850,6 +850,103 @@ static void test_never_overwrite(void) {
   free(before);
 }
 
+/* ---- edge cases ------------------------------------------------------------
+ */
+
+/* A backup of a database that has never committed (its meta says txn 1),
+ * continued by an incremental one, and a compact backup of one commit. */
+static void test_fresh_database(void) {
+  cairn_platform_memory_reset();
+  ts_set_ctx("backup of a fresh database");
+  cairn_db *db;
+  cairn_options o;
+  ts_options(&o, MEM, 0);
+  if (!TCHECK_OK(cairn_open("fresh.db", &o, &db)))
+    return;
+  cairn_backup_info info;
+  TCHECK_OK(cairn_backup(db, "fresh-0.bk", NULL));
+  TCHECK_OK(cairn_backup_verify("fresh-0.bk", MEM, &info));
+  TCHECK(info.txn_id == 1 && info.pages == 0 && info.db_pages == 2);
+  ts_state empty;
+  ts_state_init(&empty);
+  const char *c0[1] = {"fresh-0.bk"};
+  restore_compare(MEM, c0, 1, "fresh-restored-0.db", &empty, 1);
+  oplog l = {0};
+  ts_rng r;
+  ts_rng_seed(&r, 5);
+  TCHECK_OK(commit_random(db, &r, &l, 30, 100, 1));
+  cairn_backup_options bo;
+  cairn_backup_options_init(&bo);
+  bo.incremental_from = "fresh-0.bk";
+  TCHECK_OK(cairn_backup(db, "fresh-1.bk", &bo));
+  TCHECK_OK(cairn_backup_verify("fresh-1.bk", MEM, &info));
+  TCHECK(info.kind == CAIRN_BACKUP_INCREMENTAL && info.base_txn_id == 1 &&
+         info.txn_id == 2);
+  bo.flags = CAIRN_BACKUP_COMPACT;
+  bo.incremental_from = NULL;
+  TCHECK_OK(cairn_backup(db, "fresh-c.bk", &bo));
+  TCHECK_OK(cairn_close(db));
+  ts_state m;
+  model_at(&l, 2, &m);
+  const char *c1[2] = {"fresh-0.bk", "fresh-1.bk"};
+  restore_compare(MEM, c1, 2, "fresh-restored-1.db", &m, 2);
+  const char *cc[1] = {"fresh-c.bk"};
+  restore_compare(MEM, cc, 1, "fresh-restored-c.db", &m, 2);
+  ts_state_free(&m);
+  ts_state_free(&empty);
+  free(l.v);
+}
+
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+/* The backup files on another platform than the database (options
+ * .platform): a memory database backed up to files, restored there. */
+static void test_other_platform(void) {
+  cairn_platform_memory_reset();
+  ts_set_ctx("backup to another platform");
+  char *dir = ts_mkdtemp();
+  if (!TCHECK(dir != NULL))
+    return;
+  cairn_db *db;
+  cairn_options o;
+  ts_options(&o, MEM, 0);
+  oplog l = {0};
+  ts_rng r;
+  ts_rng_seed(&r, 11);
+  char full[512], inc[512], dest[512];
+  snprintf(full, sizeof full, "%s/full.bk", dir);
+  snprintf(inc, sizeof inc, "%s/inc.bk", dir);
+  snprintf(dest, sizeof dest, "%s/restored.db", dir);
+  uint64_t id = 0;
+  if (TCHECK_OK(cairn_open("mem.db", &o, &db))) {
+    TCHECK_OK(create_cfs(db, &l));
+    for (int i = 0; i < 5; i++)
+      TCHECK_OK(commit_random(db, &r, &l, 40, 500, 0));
+    cairn_backup_options bo;
+    cairn_backup_options_init(&bo);
+    bo.platform = "unix";
+    TCHECK_OK(cairn_backup(db, full, &bo));
+    for (int i = 0; i < 5; i++)
+      TCHECK_OK(commit_random(db, &r, &l, 40, 500, 0));
+    bo.incremental_from = full;
+    cairn_backup_job *job;
+    if (TCHECK_OK(cairn_backup_begin(db, inc, &bo, &job))) {
+      id = cairn_backup_txn_id(job);
+      TCHECK_OK(cairn_backup_finish(job));
+    }
+    TCHECK(!dest_exists(MEM, full)); /* not on the database's platform */
+    TCHECK_OK(cairn_close(db));
+  }
+  ts_state m;
+  model_at(&l, id, &m);
+  const char *chain[2] = {full, inc};
+  restore_compare("unix", chain, 2, dest, &m, id);
+  ts_state_free(&m);
+  free(l.v);
+  ts_rmtree(dir);
+  free(dir);
+}
+#endif
+
 int main(void) {
   cairn_platform_memory_reset();
   test_hot_backups(MEM, "");
@@ -868,6 +965,10 @@ int main(void) {
   test_chain(8192);
   test_refusals();
   test_never_overwrite();
+  test_fresh_database();
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+  test_other_platform();
+#endif
   cairn_platform_memory_reset();
   return test_summary();
 }

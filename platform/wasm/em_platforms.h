@@ -19,8 +19,12 @@
 
 cairn_platform *cairn_platform_opfs(void);
 
-/* Remove every file of every OPFS pool (tests only). Open handles keep
- * working on their now nameless files, as with cairn_platform_memory_reset. */
+/* Remove every file of every OPFS pool / of the IndexedDB store (tests only).
+ * Open handles keep working on their now nameless files, as with
+ * cairn_platform_memory_reset. */
 void cairn_platform_opfs_reset(void);
+
+cairn_platform *cairn_platform_idb(void);
+void cairn_platform_idb_reset(void);
 
 #endif /* CAIRN_EM_PLATFORMS_H */

@@ -2,7 +2,7 @@
 // ...) compiled by the `emscripten` CMake preset, run in headless Chromium,
 // each test program in a fresh dedicated Worker, on each browser platform.
 //
-//   node web/test/run-c-suite.mjs BUILD_DIR [--platform memory,opfs] [--only test_api,...]
+//   node web/test/run-c-suite.mjs BUILD_DIR [--platform memory,opfs,idb] [--only test_api,...]
 //
 // A test passes when its main() returns 0 (the C checks print every failure).
 // Environment passed to the programs: CAIRN_TEST_SCALE (if set).
@@ -17,14 +17,15 @@ const opt = (name, def) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : def;
 };
-const platforms = opt('--platform', 'memory,opfs').split(',');
+const platforms = opt('--platform', 'memory,opfs,idb').split(',');
 const only = opt('--only', '');
 const perTestLimitMs = Number(process.env.CAIRN_BROWSER_TEST_LIMIT_S || 1200) * 1000;
 
 // Which programs run on which platform. The crash test runs on the fault
 // platform whatever the host, so once is enough; concurrency needs threads
 // (the single-threaded build runs its sequential part) and runs once too.
-const PER_PLATFORM = { memory: null /* all */, opfs: /^test_(api|platform|model|corrupt|backup)$/ };
+const ON_STORAGE = /^test_(api|platform|model|corrupt|backup)$/;
+const PER_PLATFORM = { memory: null /* all */, opfs: ON_STORAGE, idb: ON_STORAGE };
 
 const testsDir = path.join(buildDir, 'tests');
 let tests = fs

@@ -27,8 +27,10 @@ export function serve({ buildDir, port = 0 } = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     const parts = decodeURIComponent(url.pathname).split('/').filter(Boolean);
-    const root = roots[parts[0]];
-    const file = root ? path.resolve(root, parts.slice(1).join('/')) : null;
+    // /web/dist/* is the engine module the build made (BUILD/web/cairn-engine.*).
+    const dist = parts[0] === 'web' && parts[1] === 'dist';
+    const root = dist ? path.join(buildDir, 'web') : roots[parts[0]];
+    const file = root ? path.resolve(root, parts.slice(dist ? 2 : 1).join('/')) : null;
     if (!file || !file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
