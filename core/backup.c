@@ -305,10 +305,9 @@ static int push(cairn_backup_job *j, uint64_t pgno, uint32_t kind,
  * and validated (checksum, type, self number, bounds). Assumed of the
  * engine (notes in /work/notes/engine-notes.md): every page reachable from
  * the snapshot's meta stays readable and unchanged while the snapshot
- * lives, and those pages hold the snapshot's whole state. An engine that
- * keeps recent commits elsewhere (a write-ahead log and an in-memory
- * overlay) must make the snapshot's state whole in the tree (a checkpoint)
- * before a backup copies it. */
+ * lives, and those pages hold the snapshot's whole state: with the
+ * write-ahead log the snapshot is a checkpoint's (db_begin_checkpointed),
+ * and pager_get finds pages still in the deferred page table too. */
 static int snap_pages(cairn_backup_job *j, uint64_t pgno, uint64_t npages,
                       unsigned types, const uint8_t **out) {
   return pager_get(&j->pdb->pg, j->ptxn, pgno, npages, types, out);
