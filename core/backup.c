@@ -666,6 +666,15 @@ static void job_free(cairn_backup_job *j) {
   free(j);
 }
 
+/* Free a failed job and return rc with the failure's message, which the
+ * cleanup (removing temporary files that may not exist) must not replace. */
+static int job_fail(cairn_backup_job *j, int rc) {
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", cairn_errmsg());
+  job_free(j);
+  return cairn__seterr(rc, "%s", msg);
+}
+
 int cairn_backup_begin(cairn_db *db, const char *dest,
                        const cairn_backup_options *opts,
                        cairn_backup_job **out) {
@@ -724,8 +733,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
       rc = cairn__seterr(CAIRN_INVALID, "%s has page size %u, this database %u",
                          o.incremental_from, base.page_size, j->psize);
     if (rc) {
-      job_free(j);
-      return rc;
+      return job_fail(j, rc);
     }
     j->base_txnid = base.txnid;
   }
@@ -760,8 +768,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     rc = plat->open(plat, j->tmp, CAIRN_PF_CREATE | CAIRN_PF_EXCL, &j->out.f);
   if (rc) {
     j->out.f = NULL;
-    job_free(j);
-    return rc;
+    return job_fail(j, rc);
   }
   if (j->kind == CAIRN_BACKUP_COMPACTED) {
     cairn_options co;
@@ -783,8 +790,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     rc = copy_start(j);
   }
   if (rc) {
-    job_free(j);
-    return rc;
+    return job_fail(j, rc);
   }
   *out = j;
   cairn__clearerr();
@@ -850,10 +856,11 @@ int cairn_backup_finish(cairn_backup_job *j) {
     else
       rc = j->plat->sync_dir(j->plat, j->dest);
   }
+  if (rc)
+    return job_fail(j, rc);
   job_free(j);
-  if (!rc)
-    cairn__clearerr();
-  return rc;
+  cairn__clearerr();
+  return CAIRN_OK;
 }
 
 void cairn_backup_abort(cairn_backup_job *j) {
