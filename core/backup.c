@@ -1204,28 +1204,22 @@ static int check_restored(cairn_platform *plat, const char *tmp,
   return cairn_close(db);
 }
 
-int cairn_restore(const char *const *backups, size_t n, const char *dest,
-                  const char *platform) {
-  if (!backups || n == 0 || !dest || !*dest)
-    return cairn__seterr(CAIRN_INVALID,
-                         "cairn_restore: no backups or no destination");
+/* Check the arguments naming a chain; who = the API function. */
+static int chain_args(const char *const *backups, size_t n, const char *who) {
+  if (!backups || n == 0)
+    return cairn__seterr(CAIRN_INVALID, "%s: no backups", who);
   for (size_t i = 0; i < n; i++)
     if (!backups[i] || !*backups[i])
-      return cairn__seterr(CAIRN_INVALID,
-                           "cairn_restore: backup %zu has no "
-                           "path",
+      return cairn__seterr(CAIRN_INVALID, "%s: backup %zu has no path", who,
                            i + 1);
-  cairn_platform *plat = cairn_platform_find(platform);
-  if (!plat)
-    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
-                         platform ? platform : "(default)");
-  int rc = must_not_exist(plat, dest, "restore destination");
-  if (rc)
-    return rc;
-  bk_header *h = calloc(n, sizeof *h);
-  if (!h)
-    return cairn__seterr(CAIRN_NOMEM, "out of memory");
-  /* Pass 1: every file whole and sound, and the chain in order. */
+  return CAIRN_OK;
+}
+
+/* Pass 1 of a restore: every file whole and sound (h[i] gets its header),
+ * and the chain in order. */
+static int verify_chain(cairn_platform *plat, const char *const *backups,
+                        size_t n, bk_header *h) {
+  int rc = CAIRN_OK;
   for (size_t i = 0; i < n && !rc; i++) {
     rc = scan_backup(plat, backups[i], &h[i], NULL, NULL);
     if (rc) {
@@ -1234,8 +1228,47 @@ int cairn_restore(const char *const *backups, size_t n, const char *dest,
       cairn__seterr(rc, "backup %zu: %s", i + 1, msg);
     }
   }
+  return rc ? rc : check_chain(backups, h, n);
+}
+
+int cairn_backup_verify_chain(const char *const *backups, size_t n,
+                              const char *platform) {
+  int rc = chain_args(backups, n, "cairn_backup_verify_chain");
+  if (rc)
+    return rc;
+  cairn_platform *plat = cairn_platform_find(platform);
+  if (!plat)
+    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
+                         platform ? platform : "(default)");
+  bk_header *h = calloc(n, sizeof *h);
+  if (!h)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  rc = verify_chain(plat, backups, n, h);
+  free(h);
   if (!rc)
-    rc = check_chain(backups, h, n);
+    cairn__clearerr();
+  return rc;
+}
+
+int cairn_restore(const char *const *backups, size_t n, const char *dest,
+                  const char *platform) {
+  int rc = chain_args(backups, n, "cairn_restore");
+  if (rc)
+    return rc;
+  if (!dest || !*dest)
+    return cairn__seterr(CAIRN_INVALID, "cairn_restore: no destination");
+  cairn_platform *plat = cairn_platform_find(platform);
+  if (!plat)
+    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
+                         platform ? platform : "(default)");
+  rc = must_not_exist(plat, dest, "restore destination");
+  if (rc)
+    return rc;
+  bk_header *h = calloc(n, sizeof *h);
+  if (!h)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  /* Pass 1: every file whole and sound, and the chain in order. */
+  rc = verify_chain(plat, backups, n, h);
   char *tmp = rc ? NULL : temp_name(dest, "cairn-restore");
   if (!rc && !tmp)
     rc = cairn__seterr(CAIRN_NOMEM, "out of memory");
