@@ -172,6 +172,14 @@ static char *temp_name(const char *path, const char *what) {
   return t;
 }
 
+/* The platform called name (NULL = the host's default). */
+static int find_platform(const char *name, cairn_platform **out) {
+  *out = cairn_platform_find(name);
+  return *out ? CAIRN_OK
+              : cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
+                              name ? name : "(default)");
+}
+
 /* CAIRN_OK if nothing exists at path, CAIRN_EXISTS if something does. */
 static int must_not_exist(cairn_platform *plat, const char *path,
                           const char *what) {
@@ -1093,10 +1101,10 @@ int cairn_backup_verify(const char *path, const char *platform,
                         cairn_backup_info *out) {
   if (!path || !*path)
     return cairn__seterr(CAIRN_INVALID, "cairn_backup_verify: no path");
-  cairn_platform *plat = cairn_platform_find(platform);
-  if (!plat)
-    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
-                         platform ? platform : "(default)");
+  cairn_platform *plat;
+  int prc = find_platform(platform, &plat);
+  if (prc)
+    return prc;
   bk_header h;
   int rc = scan_backup(plat, path, &h, out, NULL);
   if (!rc)
@@ -1236,10 +1244,10 @@ int cairn_backup_verify_chain(const char *const *backups, size_t n,
   int rc = chain_args(backups, n, "cairn_backup_verify_chain");
   if (rc)
     return rc;
-  cairn_platform *plat = cairn_platform_find(platform);
-  if (!plat)
-    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
-                         platform ? platform : "(default)");
+  cairn_platform *plat;
+  int prc = find_platform(platform, &plat);
+  if (prc)
+    return prc;
   bk_header *h = calloc(n, sizeof *h);
   if (!h)
     return cairn__seterr(CAIRN_NOMEM, "out of memory");
@@ -1257,10 +1265,10 @@ int cairn_restore(const char *const *backups, size_t n, const char *dest,
     return rc;
   if (!dest || !*dest)
     return cairn__seterr(CAIRN_INVALID, "cairn_restore: no destination");
-  cairn_platform *plat = cairn_platform_find(platform);
-  if (!plat)
-    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
-                         platform ? platform : "(default)");
+  cairn_platform *plat;
+  int prc = find_platform(platform, &plat);
+  if (prc)
+    return prc;
   rc = must_not_exist(plat, dest, "restore destination");
   if (rc)
     return rc;
