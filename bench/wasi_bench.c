@@ -5,6 +5,7 @@
  * disk and reports WASI / native. N = 100,000 by default (BENCH.md: WASI).
  *
  *   wasi_bench [--n N] [--commits C] [--scans S] [--cache-pages P] [--dir D]
+ *              [--nommap 1]   (natively: page cache instead of the map)
  *
  *   W1  bulk load: N puts, 100-byte values, 10,000 per durable commit
  *   W2  C (1,000) durable commits x 500 puts, half overwrite, 150-byte values
@@ -102,6 +103,7 @@ typedef struct {
   uint64_t n, commits, scans;
   size_t cache_pages;
   const char *dir;
+  int nommap;
 } opts;
 
 static cairn_db *open_db(const char *path, const opts *o) {
@@ -109,13 +111,15 @@ static cairn_db *open_db(const char *path, const opts *o) {
   cairn_options_init(&co);
   co.durability = CAIRN_DURABILITY_SYNC;
   co.cache_pages = o->cache_pages;
+  if (o->nommap)
+    co.flags |= CAIRN_OPEN_NOMMAP;
   cairn_db *db = NULL;
   ck(cairn_open(path, &co, &db), "open");
   return db;
 }
 
 int main(int argc, char **argv) {
-  opts o = {100000, 1000, 100000, 16384, "."};
+  opts o = {100000, 1000, 100000, 16384, ".", 0};
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
@@ -132,9 +136,11 @@ int main(int argc, char **argv) {
       o.cache_pages = (size_t)strtoull(v, NULL, 10);
     else if (!strcmp(a, "--dir"))
       o.dir = v;
+    else if (!strcmp(a, "--nommap"))
+      o.nommap = atoi(v) != 0;
     else {
       fprintf(stderr, "usage: wasi_bench [--n N] [--commits C] [--scans S] "
-                      "[--cache-pages P] [--dir D]\n");
+                      "[--cache-pages P] [--dir D] [--nommap 1]\n");
       return 2;
     }
   }

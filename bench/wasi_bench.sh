@@ -20,7 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${CAIRN_WASI_BUILD:-$ROOT/build/wasi}
-RUN=${CAIRN_WASI_RUN:-node --no-warnings --no-concurrent-marking $ROOT/tests/wasi_run.mjs}
+RUN=${CAIRN_WASI_RUN:-node --no-warnings --no-turbo-fast-api-calls $ROOT/tests/wasi_run.mjs}
 DIR=$PWD/bench-data-wasi
 REPEAT=1
 ARGS=()

@@ -14,6 +14,10 @@ file(GLOB CAIRN_WASI_SOURCES CONFIGURE_DEPENDS
      ${PROJECT_SOURCE_DIR}/platform/wasm/wasi_*.c)
 list(SORT CAIRN_WASI_SOURCES)
 target_sources(cairn PRIVATE ${CAIRN_WASI_SOURCES})
+# Only this file uses bulk memory (memory.fill/copy for memset/memcpy): the
+# rest stays MVP, where _Thread_local needs no TLS setup.
+set_source_files_properties(${PROJECT_SOURCE_DIR}/platform/wasm/wasi_mem.c
+  PROPERTIES COMPILE_OPTIONS -mbulk-memory)
 
 # wasi-libc keeps signal() behind an opt-in emulation; the fuzz driver and
 # the corruption test install handlers (never triggered under WASI).
@@ -145,7 +149,7 @@ if(CAIRN_BUILD_TESTS)
   if(EXISTS ${ex})
     file(MAKE_DIRECTORY ${CAIRN_TEST_WORK}/wasi_node_example)
     add_test(NAME wasi_node_example
-             COMMAND ${CAIRN_NODE} --no-warnings --no-concurrent-marking ${ex}
+             COMMAND ${CAIRN_NODE} --no-warnings --no-turbo-fast-api-calls ${ex}
                      $<TARGET_FILE:cairn_reactor> ${CAIRN_TEST_WORK}/wasi_node_example
              WORKING_DIRECTORY ${CAIRN_TEST_WORK}/wasi_node_example)
     set_tests_properties(wasi_node_example PROPERTIES LABELS unit

@@ -172,6 +172,14 @@ static char *temp_name(const char *path, const char *what) {
   return t;
 }
 
+/* The platform called name (NULL = the host's default). */
+static int find_platform(const char *name, cairn_platform **out) {
+  *out = cairn_platform_find(name);
+  return *out ? CAIRN_OK
+              : cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
+                              name ? name : "(default)");
+}
+
 /* CAIRN_OK if nothing exists at path, CAIRN_EXISTS if something does. */
 static int must_not_exist(cairn_platform *plat, const char *path,
                           const char *what) {
@@ -672,6 +680,15 @@ static void job_free(cairn_backup_job *j) {
   free(j);
 }
 
+/* Free a failed job and return rc with the failure's message, which the
+ * cleanup (removing temporary files that may not exist) must not replace. */
+static int job_fail(cairn_backup_job *j, int rc) {
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", cairn_errmsg());
+  job_free(j);
+  return cairn__seterr(rc, "%s", msg);
+}
+
 int cairn_backup_begin(cairn_db *db, const char *dest,
                        const cairn_backup_options *opts,
                        cairn_backup_job **out) {
@@ -730,8 +747,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
       rc = cairn__seterr(CAIRN_INVALID, "%s has page size %u, this database %u",
                          o.incremental_from, base.page_size, j->psize);
     if (rc) {
-      job_free(j);
-      return rc;
+      return job_fail(j, rc);
     }
     j->base_txnid = base.txnid;
   }
@@ -768,8 +784,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     rc = plat->open(plat, j->tmp, CAIRN_PF_CREATE | CAIRN_PF_EXCL, &j->out.f);
   if (rc) {
     j->out.f = NULL;
-    job_free(j);
-    return rc;
+    return job_fail(j, rc);
   }
   if (j->kind == CAIRN_BACKUP_COMPACTED) {
     cairn_options co;
@@ -791,8 +806,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     rc = copy_start(j);
   }
   if (rc) {
-    job_free(j);
-    return rc;
+    return job_fail(j, rc);
   }
   *out = j;
   cairn__clearerr();
@@ -858,10 +872,11 @@ int cairn_backup_finish(cairn_backup_job *j) {
     else
       rc = j->plat->sync_dir(j->plat, j->dest);
   }
+  if (rc)
+    return job_fail(j, rc);
   job_free(j);
-  if (!rc)
-    cairn__clearerr();
-  return rc;
+  cairn__clearerr();
+  return CAIRN_OK;
 }
 
 void cairn_backup_abort(cairn_backup_job *j) {
@@ -1094,10 +1109,10 @@ int cairn_backup_verify(const char *path, const char *platform,
                         cairn_backup_info *out) {
   if (!path || !*path)
     return cairn__seterr(CAIRN_INVALID, "cairn_backup_verify: no path");
-  cairn_platform *plat = cairn_platform_find(platform);
-  if (!plat)
-    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
-                         platform ? platform : "(default)");
+  cairn_platform *plat;
+  int prc = find_platform(platform, &plat);
+  if (prc)
+    return prc;
   bk_header h;
   int rc = scan_backup(plat, path, &h, out, NULL);
   if (!rc)
@@ -1205,28 +1220,22 @@ static int check_restored(cairn_platform *plat, const char *tmp,
   return cairn_close(db);
 }
 
-int cairn_restore(const char *const *backups, size_t n, const char *dest,
-                  const char *platform) {
-  if (!backups || n == 0 || !dest || !*dest)
-    return cairn__seterr(CAIRN_INVALID,
-                         "cairn_restore: no backups or no destination");
+/* Check the arguments naming a chain; who = the API function. */
+static int chain_args(const char *const *backups, size_t n, const char *who) {
+  if (!backups || n == 0)
+    return cairn__seterr(CAIRN_INVALID, "%s: no backups", who);
   for (size_t i = 0; i < n; i++)
     if (!backups[i] || !*backups[i])
-      return cairn__seterr(CAIRN_INVALID,
-                           "cairn_restore: backup %zu has no "
-                           "path",
+      return cairn__seterr(CAIRN_INVALID, "%s: backup %zu has no path", who,
                            i + 1);
-  cairn_platform *plat = cairn_platform_find(platform);
-  if (!plat)
-    return cairn__seterr(CAIRN_INVALID, "no platform named '%s'",
-                         platform ? platform : "(default)");
-  int rc = must_not_exist(plat, dest, "restore destination");
-  if (rc)
-    return rc;
-  bk_header *h = calloc(n, sizeof *h);
-  if (!h)
-    return cairn__seterr(CAIRN_NOMEM, "out of memory");
-  /* Pass 1: every file whole and sound, and the chain in order. */
+  return CAIRN_OK;
+}
+
+/* Pass 1 of a restore: every file whole and sound (h[i] gets its header),
+ * and the chain in order. */
+static int verify_chain(cairn_platform *plat, const char *const *backups,
+                        size_t n, bk_header *h) {
+  int rc = CAIRN_OK;
   for (size_t i = 0; i < n && !rc; i++) {
     rc = scan_backup(plat, backups[i], &h[i], NULL, NULL);
     if (rc) {
@@ -1235,8 +1244,47 @@ int cairn_restore(const char *const *backups, size_t n, const char *dest,
       cairn__seterr(rc, "backup %zu: %s", i + 1, msg);
     }
   }
+  return rc ? rc : check_chain(backups, h, n);
+}
+
+int cairn_backup_verify_chain(const char *const *backups, size_t n,
+                              const char *platform) {
+  int rc = chain_args(backups, n, "cairn_backup_verify_chain");
+  if (rc)
+    return rc;
+  cairn_platform *plat;
+  int prc = find_platform(platform, &plat);
+  if (prc)
+    return prc;
+  bk_header *h = calloc(n, sizeof *h);
+  if (!h)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  rc = verify_chain(plat, backups, n, h);
+  free(h);
   if (!rc)
-    rc = check_chain(backups, h, n);
+    cairn__clearerr();
+  return rc;
+}
+
+int cairn_restore(const char *const *backups, size_t n, const char *dest,
+                  const char *platform) {
+  int rc = chain_args(backups, n, "cairn_restore");
+  if (rc)
+    return rc;
+  if (!dest || !*dest)
+    return cairn__seterr(CAIRN_INVALID, "cairn_restore: no destination");
+  cairn_platform *plat;
+  int prc = find_platform(platform, &plat);
+  if (prc)
+    return prc;
+  rc = must_not_exist(plat, dest, "restore destination");
+  if (rc)
+    return rc;
+  bk_header *h = calloc(n, sizeof *h);
+  if (!h)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory");
+  /* Pass 1: every file whole and sound, and the chain in order. */
+  rc = verify_chain(plat, backups, n, h);
   char *tmp = rc ? NULL : temp_name(dest, "cairn-restore");
   if (!rc && !tmp)
     rc = cairn__seterr(CAIRN_NOMEM, "out of memory");

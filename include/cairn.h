@@ -362,6 +362,12 @@ typedef struct cairn_backup_info {
 int cairn_backup_verify(const char *path, const char *platform,
                         cairn_backup_info *out);
 
+/* Verify a chain as cairn_restore would before writing anything: every file
+ * whole (all checksums), then its order, database ids and page sizes. The
+ * same refusals and messages as cairn_restore; nothing is written. */
+int cairn_backup_verify_chain(const char *const *backups, size_t nbackups,
+                              const char *platform);
+
 /* Restore a full (or compact) backup followed by zero or more incremental
  * ones, in the order they were taken, into a new database at dest, which
  * must not exist (CAIRN_EXISTS otherwise; nothing is touched). Every file

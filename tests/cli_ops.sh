@@ -110,6 +110,12 @@ expect "put after the last backup" 0 "" put src.db gamma 3
 expect "verify inc2" 0 "" verify inc2.bk
 check "verify names the kind" "$(grep -qx 'kind: incremental' out; echo $?)"
 check "verify says ok" "$(tail -n1 out | grep -qx ok; echo $?)"
+expect "verify a chain" 0 "" verify full.bk inc1.bk inc2.bk
+check "verify of a chain lists each file and ends ok" "$([[ $(grep -c '^backup: ' out) -eq 3 &&
+  $(grep -c '^kind: incremental$' out) -eq 2 && $(tail -n1 out) == ok ]]; echo $?)"
+expect "verify a chain in the wrong order" 2 "wrong order" verify full.bk inc2.bk inc1.bk
+expect "verify a chain with a gap" 2 "gap" verify full.bk inc2.bk
+expect "verify a missing backup" 1 "no such backup file" verify nope.bk
 full_txn=$("$CAIRN" verify full.bk | sed -n 's/^txn_id: //p')
 inc1_base=$("$CAIRN" verify inc1.bk | sed -n 's/^base_txn_id: //p')
 check "incremental continues the full backup's txn" \

@@ -14,6 +14,10 @@
 #             (CAIRN_TEST_SCALE=0.1)
 #   fuzz      build the `fuzz` preset and run each libFuzzer target for
 #             CAIRN_FUZZ_SECONDS (default 30) seconds
+#   browser   build the `emscripten` preset; in headless Chromium run the C
+#             suite on the memory, opfs and idb platforms (CAIRN_TEST_SCALE,
+#             default 0.3 here), the JS package tests and the demo page test
+#             (web/test; screenshot in logs/demo.png)
 #   wasi      build the `wasi` preset (wasm32-wasi) and ctest it: every test
 #             .wasm under Node's node:wasi (CAIRN_TEST_SCALE, default 0.3 here)
 #
@@ -38,7 +42,7 @@ LOGS=$BUILD/logs
 JOBS=${CAIRN_JOBS:-2}
 read -r -a EXTRA_CTEST <<<"${CAIRN_CTEST_ARGS:-}"
 FUZZ_SECONDS=${CAIRN_FUZZ_SECONDS:-30}
-ALL_STAGES=(deps format release debug valgrind fuzz)
+ALL_STAGES=(deps format release debug valgrind fuzz browser)
 PACKAGES=(build-essential cmake ninja-build clang lld libclang-rt-14-dev valgrind
   clang-format)
 
@@ -261,6 +265,52 @@ stage_fuzz() {
   stage_end "ok $CTEST_RESULT"
 }
 
+# ---- BEGIN browser stage (owner: browser engineer) ----------------------------
+# Emscripten + Debian's chromium from apt-get, npm deps from web/package-lock.json.
+# CAIRN_BROWSER_SKIP: C test programs not to run in the browser (comma list).
+BROWSER_PACKAGES=(emscripten chromium)
+stage_browser() {
+  stage_begin browser "C suite and JS package tests in headless Chromium (Emscripten)"
+  local missing=() p
+  for p in "${BROWSER_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  # node and npm: whatever provides them (a nodejs that bundles npm conflicts with Debian's npm).
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if ((${#missing[@]} > 0)); then
+    [[ ${CAIRN_NO_INSTALL:-0} != 1 ]] || die "browser: missing packages: ${missing[*]} (CAIRN_NO_INSTALL=1)"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    quiet browser-apt-update "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    quiet browser-apt-install "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends "${missing[@]}"
+  fi
+  if [[ ! -d web/node_modules/playwright-core || web/package-lock.json -nt web/node_modules/.package-lock.json ]]; then
+    quiet browser-npm-ci npm ci --prefix web --no-audit --no-fund
+  fi
+  export NODE_PATH=/usr/share/nodejs # Debian's emcc finds acorn there
+  configure_build emscripten
+  if [[ ! -x $BUILD/release/cairn ]]; then
+    configure_build release --target cairn_cli
+  fi
+  CAIRN_TEST_SCALE=${CAIRN_TEST_SCALE:-0.3} quiet browser-c-suite \
+    node web/test/run-c-suite.mjs "$BUILD/emscripten" --skip "${CAIRN_BROWSER_SKIP-test_backup}"
+  quiet browser-js node web/test/run-web-tests.mjs "$BUILD/emscripten" "$BUILD/release/cairn"
+  quiet browser-demo node web/test/run-demo-test.mjs "$BUILD/emscripten" "$LOGS/demo.png"
+  local c j
+  c=$(grep -E '^browser C suite:' "$LOGS/browser-c-suite.log" | sed 's/^browser C suite: //')
+  j=$(grep -E '^browser JS tests:' "$LOGS/browser-js.log" | sed 's/^browser JS tests: //')
+  local x
+  for x in "$c" "$j"; do
+    [[ $x =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]] || continue
+    TESTS_PASSED=$((TESTS_PASSED + BASH_REMATCH[1]))
+    TESTS_FAILED=$((TESTS_FAILED + BASH_REMATCH[2]))
+  done
+  stage_end "ok C suite $c; JS $j; demo ok"
+}
+# ---- END browser stage -----------------------------------------------------------
+
 # ---- BEGIN wasi stage (owner: WASI engineer) -----------------------------------
 # The `wasi` preset: libcairn, the CLI and the whole C suite as wasm32-wasi
 # modules (clang + Debian's wasi-libc), run by ctest under Node's node:wasi
@@ -286,7 +336,7 @@ for a in "$@"; do
   case $a in
     --list) printf '%s\n' "${ALL_STAGES[@]}"; trap - EXIT; exit 0 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; trap - EXIT; exit 0 ;;
-    deps | format | release | debug | valgrind | fuzz | wasi) stages+=("$a") ;;
+    deps | format | release | debug | valgrind | fuzz | browser | wasi) stages+=("$a") ;;
     *) trap - EXIT; die "unknown stage '$a' (stages: ${ALL_STAGES[*]})" ;;
   esac
 done

@@ -213,6 +213,7 @@ static void restore_compare(const char *plat, const char *const *chain,
                             uint64_t want_txn) {
   ts_set_ctx("restore of %zu backup(s) ending %s into %s", n, chain[n - 1],
              dest);
+  TCHECK_OK(cairn_backup_verify_chain(chain, n, plat));
   if (!TCHECK_OK(cairn_restore(chain, n, dest, plat)))
     return;
   cairn_options o;
@@ -622,11 +623,16 @@ static void test_chain(uint32_t page_size) {
 static void expect_refused(const char *what, const char *const *chain, size_t n,
                            int want, const char *const *need) {
   ts_set_ctx("refusal: %s", what);
-  TCHECK_RC(cairn_restore(chain, n, "refused.db", MEM), want);
-  const char *msg = cairn_errmsg();
-  for (const char *const *w = need; *w; w++)
-    if (!TCHECK(strstr(msg, *w) != NULL))
-      printf("  message lacks \"%s\": %s\n", *w, msg);
+  /* verify_chain refuses exactly as restore does, without writing */
+  for (int verify = 0; verify < 2; verify++) {
+    TCHECK_RC(verify ? cairn_backup_verify_chain(chain, n, MEM)
+                     : cairn_restore(chain, n, "refused.db", MEM),
+              want);
+    const char *msg = cairn_errmsg();
+    for (const char *const *w = need; *w; w++)
+      if (!TCHECK(strstr(msg, *w) != NULL))
+        printf("  message lacks \"%s\": %s\n", *w, msg);
+  }
   TCHECK(!dest_exists(MEM, "refused.db"));
 }
 

@@ -1,10 +1,10 @@
 // tests/wasi_run.mjs — run a wasm32-wasi command module under Node's built-in
 // WASI (preview1), the way ctest runs every test of the `wasi` preset.
 //
-//   node --no-warnings --no-concurrent-marking tests/wasi_run.mjs program.wasm [args...]
+//   node --no-warnings --no-turbo-fast-api-calls tests/wasi_run.mjs program.wasm [args...]
 //
-// (--no-concurrent-marking: Node 20's V8 intermittently crashes in its
-// concurrent marker while a wasm memory grows; see cmake/wasi.cmake.)
+// (--no-turbo-fast-api-calls: without it Node's WASI calls can corrupt V8's
+// heap when they trigger a GC, nodejs/node#46777; see cmake/wasi.cmake.)
 //
 // What the module sees, and the wasmtime command line that gives it the same:
 //   - the current directory, preopened as "." (relative paths work);

@@ -12,6 +12,8 @@
 // Writes are serialised here: an explicit write transaction holds the write
 // turn until it commits or aborts; single puts, deletes and batches wait
 // for their turn. Reads never wait.
+//
+// `ops` is exported for the benchmark (web/bench), which calls it directly.
 import { OpfsRegistry } from './opfs-pool.js';
 import { IdbStore } from './idb-store.js';
 
@@ -65,13 +67,45 @@ const cstr = (s) => {
 };
 const copyOut = (ptr, len) => M.HEAPU8.slice(ptr, ptr + len);
 
+// Arguments go through one reusable scratch block (calls never nest);
+// anything larger gets its own malloc.
+let scratch = 0;
 function withBytes(list, fn) {
-  const ptrs = list.map((b) => (b == null ? 0 : alloc(b)));
-  try {
-    return fn(...ptrs);
-  } finally {
-    for (const p of ptrs) if (p) M._free(p);
+  let total = 0;
+  for (const b of list) if (b != null) total += (b.length + 7) & ~7;
+  if (total > 65536) {
+    const ptrs = list.map((b) => (b == null ? 0 : alloc(b)));
+    try {
+      return fn(...ptrs);
+    } finally {
+      for (const p of ptrs) if (p) M._free(p);
+    }
   }
+  if (!scratch) {
+    scratch = M._malloc(65536);
+    if (!scratch) throw new CairnError(-7, 'CAIRN_NOMEM: out of memory in the engine');
+  }
+  const heap = M.HEAPU8;
+  const ptrs = [];
+  let off = scratch;
+  for (const b of list) {
+    if (b == null) {
+      ptrs.push(0);
+      continue;
+    }
+    heap.set(b, off);
+    ptrs.push(off);
+    off += (b.length + 7) & ~7;
+  }
+  return fn(...ptrs);
+}
+
+// Reads outside a transaction share one snapshot, dropped before every
+// write of this Worker (the only writer), so it is always the newest.
+let readTxn = 0;
+function dropReadTxn() {
+  if (readTxn) M._em_abort(readTxn);
+  readTxn = 0;
 }
 
 function needOpen() {
@@ -97,6 +131,7 @@ function runWrite(fn) {
   return takeWriteTurn().then(async (release) => {
     try {
       needOpen();
+      dropReadTxn();
       check(M._em_begin(db, 0));
       const t = M._em_out();
       try {
@@ -120,13 +155,11 @@ function withRead(txnId, fn) {
     if (!t) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: the transaction is finished');
     return fn(t.ptr);
   }
-  check(M._em_begin(db, 1));
-  const t = M._em_out();
-  try {
-    return fn(t);
-  } finally {
-    M._em_abort(t);
+  if (!readTxn) {
+    check(M._em_begin(db, 1));
+    readTxn = M._em_out();
   }
+  return fn(readTxn);
 }
 
 // ---- batches ------------------------------------------------------------------
@@ -262,6 +295,7 @@ const ops = {
 
   async close() {
     if (!db) return;
+    dropReadTxn();
     for (const id of [...iters.keys()]) iterClose(id);
     for (const [, t] of txns) M._em_abort(t.ptr);
     txns.clear();
@@ -338,6 +372,7 @@ const ops = {
     if (write) release = await takeWriteTurn();
     try {
       needOpen();
+      if (write) dropReadTxn();
       check(M._em_begin(db, write ? 0 : 1));
     } catch (e) {
       if (release) release();
@@ -459,6 +494,7 @@ const ops = {
   async export() {
     needOpen();
     if (txns.size) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: finish open transactions before export');
+    dropReadTxn();
     check(M._em_sync(db));
     await afterCommit();
     return readFile(state.platform, state.path);
@@ -489,6 +525,7 @@ const ops = {
         await afterCommit();
         throw new CairnError(rc, `${M.UTF8ToString(M._em_strerror(rc))} (import: the bytes are not a valid cairn database: ${msg})`);
       }
+      dropReadTxn();
       check(M._em_close(db));
       db = 0;
       check(withPath(path, (pl, p) => M._em_file_remove(pl, p)));
@@ -605,3 +642,4 @@ self.onmessage = async (ev) => {
     self.postMessage({ id, error: { code, message: e.message || String(e), name: e.name } });
   }
 };
+export { ops };

@@ -3,7 +3,7 @@
 // range scan on a database in a preopened directory.
 //
 //   cmake --preset wasi && cmake --build --preset wasi
-//   node --no-concurrent-marking platform/wasm/example/node_example.mjs \
+//   node --no-turbo-fast-api-calls platform/wasm/example/node_example.mjs \
 //        build/wasi/cairn_reactor.wasm [DATA_DIR]
 //
 // DATA_DIR (default: a new temporary directory) is preopened as /data; the
