@@ -294,10 +294,7 @@ static void check_meta(checker *ck, cairn_db *db) {
   int rc[2];
   cairn_file *f = db->pg.file;
   uint32_t ps = db->pg.psize;
-  cairn_mutex_lock(&db->meta_mu);
-  int writer_is_me =
-      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
-  cairn_mutex_unlock(&db->meta_mu);
+  int writer_is_me = db_writer_is_this_thread(db);
   int lock = !db->rdonly && !writer_is_me;
   if (lock)
     cairn_mutex_lock(&db->write_mu);

@@ -285,10 +285,7 @@ int cairn_sync(cairn_db *db) {
     return cairn__seterr(CAIRN_INVALID, "cairn_sync: db is NULL");
   if (db->rdonly)
     return CAIRN_OK;
-  cairn_mutex_lock(&db->meta_mu);
-  int mine =
-      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
-  cairn_mutex_unlock(&db->meta_mu);
+  int mine = db_writer_is_this_thread(db);
   if (mine)
     return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
                                      "transaction before cairn_sync");

@@ -367,7 +367,10 @@ struct cairn_db {
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */
-int db_checkpoint(cairn_db *db);  /* takes write_mu itself */
+/* Does the calling thread hold the write transaction? (Then anything that
+ * waits for the writer would wait for itself: CAIRN_BUSY instead.) */
+int db_writer_is_this_thread(cairn_db *db);
+int db_checkpoint(cairn_db *db); /* takes write_mu itself */
 /* A read snapshot of a checkpointed state (its meta page and persisted free
  * list describe it exactly): for backups and the integrity check. Without
  * the log (or read-only) an ordinary snapshot. */

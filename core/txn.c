@@ -366,10 +366,7 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
     cairn__clearerr();
     return CAIRN_OK;
   }
-  cairn_mutex_lock(&db->meta_mu);
-  int mine =
-      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
-  cairn_mutex_unlock(&db->meta_mu);
+  int mine = db_writer_is_this_thread(db);
   if (mine) {
     free(txn);
     return cairn__seterr(CAIRN_BUSY,
@@ -437,6 +434,14 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
     txn->failed = 1;
   cairn__clearerr();
   return CAIRN_OK;
+}
+
+int db_writer_is_this_thread(cairn_db *db) {
+  cairn_mutex_lock(&db->meta_mu);
+  int mine =
+      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  cairn_mutex_unlock(&db->meta_mu);
+  return mine;
 }
 
 uint64_t cairn_txn_id(const cairn_txn *txn) {
@@ -789,10 +794,7 @@ int db_begin_checkpointed(cairn_db *db, cairn_txn **out) {
   *out = NULL;
   if (!db->wal_on || db->rdonly || !db->wal.file)
     return cairn_begin(db, CAIRN_TXN_RDONLY, out);
-  cairn_mutex_lock(&db->meta_mu);
-  int mine =
-      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
-  cairn_mutex_unlock(&db->meta_mu);
+  int mine = db_writer_is_this_thread(db);
   if (mine)
     return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
                                      "transaction first (a checkpoint is "
@@ -808,10 +810,7 @@ int db_begin_checkpointed(cairn_db *db, cairn_txn **out) {
 int cairn_checkpoint(cairn_db *db) {
   if (!db)
     return cairn__seterr(CAIRN_INVALID, "cairn_checkpoint: db is NULL");
-  cairn_mutex_lock(&db->meta_mu);
-  int mine =
-      db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
-  cairn_mutex_unlock(&db->meta_mu);
+  int mine = db_writer_is_this_thread(db);
   if (mine)
     return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
                                      "transaction before cairn_checkpoint");
