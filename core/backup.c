@@ -333,7 +333,7 @@ static int snap_stamp(cairn_backup_job *j, uint64_t pgno, uint64_t *txnid) {
                          (unsigned long long)pgno, (unsigned long long)count);
   /* Pages of logged commits not yet checkpointed live in the deferred
    * page table, sealed with their commit's id. */
-  dirty_page *d = deferred_get(&j->pdb->def, pgno);
+  dirty_page *d = deferred_get(&j->pdb->def, pgno, j->ptxn->snap.txnid + 1);
   if (d) {
     *txnid = pg_txnid(d->buf);
     return CAIRN_OK;

@@ -11,7 +11,13 @@
  *     a commit no live snapshot predates, so no reader can be looking for it;
  *   - a whole table that readers may still probe (grown out of, or written
  *     out by a checkpoint) is retired with the newest published txn id, and
- *     freed only when every live reader's snapshot is newer than that.
+ *     freed only when every live reader's snapshot is newer than that;
+ *   - a read txn marks a slot with its snapshot before it uses the page and
+ *     then checks that the table is still current (a writer swaps the table
+ *     before it reads the marks: sequentially consistent on both sides), so
+ *     a checkpoint frees at once every written page no live reader can
+ *     hold, and keeps only the others until their readers end. A long
+ *     snapshot therefore pins only the pages it actually read.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,19 +75,36 @@ void deferred_init(deferred *d) {
   atomic_store_explicit(&d->tab, NULL, memory_order_relaxed);
 }
 
-dirty_page *deferred_get(deferred *d, uint64_t pgno) {
-  dp_table *t = atomic_load_explicit(&d->tab, memory_order_acquire);
-  if (!t || !atomic_load_explicit(&d->live, memory_order_relaxed))
-    return NULL;
+static dp_slot *find(dp_table *t, uint64_t pgno) {
   for (size_t i = hash(pgno, t->cap), n = 0; n < t->cap;
        i = (i + 1) & (t->cap - 1), n++) {
     uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_acquire);
     if (k == pgno)
-      return atomic_load_explicit(&t->slots[i].page, memory_order_acquire);
+      return &t->slots[i];
     if (k == 0)
       return NULL;
   }
   return NULL;
+}
+
+dirty_page *deferred_get(deferred *d, uint64_t pgno, uint64_t reader) {
+  for (;;) {
+    dp_table *t = atomic_load(&d->tab);
+    if (!t || !atomic_load_explicit(&d->live, memory_order_relaxed))
+      return NULL;
+    dp_slot *s = find(t, pgno);
+    if (!s)
+      return NULL;
+    if (!reader)
+      return atomic_load_explicit(&s->page, memory_order_acquire);
+    uint64_t seen = atomic_load(&s->read_by);
+    while (seen < reader &&
+           !atomic_compare_exchange_weak(&s->read_by, &seen, reader))
+      ;
+    if (atomic_load(&d->tab) == t) /* the mark is visible to a checkpoint */
+      return atomic_load_explicit(&s->page, memory_order_acquire);
+    /* swapped meanwhile: the page may be gone; look again */
+  }
 }
 
 static void retire(deferred *d, dp_table *t, uint64_t tag) {
@@ -99,7 +122,7 @@ static void retire(deferred *d, dp_table *t, uint64_t tag) {
 
 /* Insert into t, which has room (writer only): replace the key's entry if
  * the chain holds it, else take the first free or removed slot. */
-static void insert(dp_table *t, dirty_page *page) {
+static void insert(dp_table *t, dirty_page *page, uint64_t read_by) {
   size_t i = hash(page->pgno, t->cap), slot = SIZE_MAX;
   for (;; i = (i + 1) & (t->cap - 1)) {
     uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
@@ -107,6 +130,8 @@ static void insert(dp_table *t, dirty_page *page) {
       dirty_page *old =
           atomic_load_explicit(&t->slots[i].page, memory_order_relaxed);
       atomic_store_explicit(&t->slots[i].page, page, memory_order_release);
+      atomic_store_explicit(&t->slots[i].read_by, read_by,
+                            memory_order_relaxed);
       page_free(old); /* dead: see the invariants above */
       return;
     }
@@ -120,6 +145,7 @@ static void insert(dp_table *t, dirty_page *page) {
     t->used++;
   }
   atomic_store_explicit(&t->slots[slot].page, page, memory_order_release);
+  atomic_store_explicit(&t->slots[slot].read_by, read_by, memory_order_relaxed);
   atomic_store_explicit(&t->slots[slot].key, page->pgno, memory_order_release);
   t->live++;
 }
@@ -140,18 +166,28 @@ int deferred_put(deferred *d, dirty_page *page, uint64_t published) {
             atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
         if (k && k != TOMBSTONE)
           insert(n,
-                 atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
+                 atomic_load_explicit(&t->slots[i].page, memory_order_relaxed),
+                 0);
       }
     }
-    atomic_store_explicit(&d->tab, n, memory_order_release);
+    atomic_store(&d->tab, n);
+    /* Marks made before the swap must follow their pages (readers that
+     * mark the old table after it see the swap and look again). */
+    for (size_t i = 0; t && i < t->cap; i++) {
+      uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+      uint64_t r = atomic_load(&t->slots[i].read_by);
+      dp_slot *ns = k && k != TOMBSTONE && r ? find(n, k) : NULL;
+      if (ns)
+        atomic_store_explicit(&ns->read_by, r, memory_order_relaxed);
+    }
     if (t)
       retire(d, t, published);
     t = n;
   }
-  dirty_page *old = deferred_get(d, page->pgno);
+  dirty_page *old = deferred_get(d, page->pgno, 0);
   if (old)
     d->bytes -= old->npages * (uint64_t)d->psize;
-  insert(t, page);
+  insert(t, page, 0);
   d->bytes += page->npages * (uint64_t)d->psize;
   atomic_store_explicit(&d->live, t->live, memory_order_relaxed);
   return CAIRN_OK;
@@ -199,14 +235,31 @@ int deferred_list(deferred *d, dirty_page ***out, size_t *n) {
   return CAIRN_OK;
 }
 
-void deferred_reset(deferred *d, uint64_t published) {
+dp_table *deferred_detach(deferred *d) {
   dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
-  if (!t)
-    return;
-  atomic_store_explicit(&d->tab, NULL, memory_order_release);
+  atomic_store(&d->tab, NULL); /* before the marks are read */
   atomic_store_explicit(&d->live, 0, memory_order_relaxed);
   d->bytes = 0;
-  t->owns_pages = 1;
+  return t;
+}
+
+void deferred_retire_written(deferred *d, dp_table *t, uint64_t oldest_reader,
+                             uint64_t published) {
+  if (!t)
+    return;
+  for (size_t i = 0; i < t->cap; i++) {
+    uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+    if (!k || k == TOMBSTONE)
+      continue;
+    uint64_t r = atomic_load(&t->slots[i].read_by);
+    if (r && r - 1 >= oldest_reader) {
+      /* a live reader may hold it */
+      continue;
+    }
+    page_free(atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
+    atomic_store_explicit(&t->slots[i].key, TOMBSTONE, memory_order_relaxed);
+  }
+  t->owns_pages = 1; /* what is left */
   retire(d, t, published);
 }
 
@@ -224,6 +277,6 @@ void deferred_collect(deferred *d, uint64_t oldest_reader) {
 }
 
 void deferred_free(deferred *d) {
-  deferred_reset(d, 0);
+  deferred_retire_written(d, deferred_detach(d), UINT64_MAX, 0);
   deferred_collect(d, UINT64_MAX);
 }

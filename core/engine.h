@@ -124,6 +124,7 @@ typedef struct dirty_page {
 typedef struct dp_slot {
   _Atomic uint64_t key; /* pgno; 0 empty; UINT64_MAX removed */
   dirty_page *_Atomic page;
+  _Atomic uint64_t read_by; /* 1 + newest snapshot that read the page */
 } dp_slot;
 typedef struct dp_table dp_table;
 typedef struct retired_table {
@@ -142,16 +143,23 @@ typedef struct deferred {
 
 void deferred_init(deferred *d);
 void deferred_free(deferred *d);
-/* Any thread: the page a commit left at pgno, or NULL. */
-dirty_page *deferred_get(deferred *d, uint64_t pgno);
+/* Any thread: the page a commit left at pgno, or NULL. A read txn passes
+ * 1 + its snapshot id as reader (it may keep the page's address until it
+ * ends); the writer passes 0. */
+dirty_page *deferred_get(deferred *d, uint64_t pgno, uint64_t reader);
 /* Writer: add a sealed page (the table takes it); replaces a dead entry. */
 int deferred_put(deferred *d, dirty_page *page, uint64_t published);
 /* Writer: drop a dead page. */
 void deferred_remove(deferred *d, uint64_t pgno);
 /* Writer: every live page (unsorted; the array is the caller's). */
 int deferred_list(deferred *d, dirty_page ***out, size_t *n);
-/* Writer: the pages are in the file now; start an empty table. */
-void deferred_reset(deferred *d, uint64_t published);
+/* Writer: the pages are in the file now; start an empty table. Pages no
+ * live reader has read are freed at once (oldest_reader: the smallest
+ * snapshot id of a live read txn, found after this call began); the rest
+ * wait in a retired table until those readers end. */
+dp_table *deferred_detach(deferred *d);
+void deferred_retire_written(deferred *d, dp_table *t, uint64_t oldest_reader,
+                             uint64_t published);
 /* Writer: free retired tables no reader with snapshot >= oldest_reader can
  * be probing. */
 void deferred_collect(deferred *d, uint64_t oldest_reader);

@@ -300,7 +300,8 @@ int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
         CAIRN_CORRUPT, "page %llu: out of range (file has %llu pages)",
         (unsigned long long)pgno, (unsigned long long)txn->snap.page_count);
   /* Pages of logged commits that no checkpoint has written yet. */
-  dirty_page *d = deferred_get(&txn->db->def, pgno);
+  dirty_page *d =
+      deferred_get(&txn->db->def, pgno, txn->rdonly ? txn->snap.txnid + 1 : 0);
   if (d) {
     int rc = check_type(d->buf, pgno, types, npages);
     if (!rc && d->npages != npages)

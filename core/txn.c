@@ -694,7 +694,7 @@ static int split_young(cairn_txn *txn, pgvec *young) {
   for (size_t i = 0; i < f->len; i++) {
     uint64_t pg = f->v[i];
     if (!rc && pg >= run_end) {
-      dirty_page *d = deferred_get(&txn->db->def, pg);
+      dirty_page *d = deferred_get(&txn->db->def, pg, 0);
       if (d)
         run_end = pg + d->npages;
     }
@@ -917,7 +917,11 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     /* Every deferred page is in the file under a durable meta page now:
      * readers that start from here on read them there, and the log
      * restarts after this checkpoint. */
-    deferred_reset(&db->def, txn->snap.txnid);
+    dp_table *written = deferred_detach(&db->def);
+    cairn_mutex_lock(&db->meta_mu);
+    uint64_t readers = oldest_reader(db);
+    cairn_mutex_unlock(&db->meta_mu);
+    deferred_retire_written(&db->def, written, readers, txn->snap.txnid);
     int wrc = wal_reset(&db->wal, txn->snap.db_id, txn->snap.txnid);
     if (wrc) {
       /* New records must never follow the old ones (their ids would leave
