@@ -18,6 +18,8 @@
 #             suite on the memory, opfs and idb platforms (CAIRN_TEST_SCALE,
 #             default 0.3 here), the JS package tests and the demo page test
 #             (web/test; screenshot in logs/demo.png)
+#   bench     a smoke run of bench/run.sh --quick (installs the peers'
+#             -dev packages; reports, never asserts, speed)
 #   wasi      build the `wasi` preset (wasm32-wasi) and ctest it: every test
 #             .wasm under Node's node:wasi (CAIRN_TEST_SCALE, default 0.3 here)
 #
@@ -265,6 +267,18 @@ stage_fuzz() {
   stage_end "ok $CTEST_RESULT"
 }
 
+# ---- BEGIN bench stage (owner: engine lead) -----------------------------------
+# A smoke run of the native benchmark (N = 10,000) so the harness never rots:
+# it checks every engine's answers, never a speed.
+stage_bench() {
+  stage_begin bench "bench/run.sh --quick (cairn, LMDB, RocksDB, LevelDB, SQLite)"
+  quiet bench env CAIRN_BENCH_BUILD="$BUILD/bench" bash bench/run.sh --quick \
+    --dir "$BUILD/bench-data"
+  stage_end "ok smoke run"
+}
+ALL_STAGES+=(bench)
+# ---- END bench stage ---------------------------------------------------------
+
 # ---- BEGIN browser stage (owner: browser engineer) ----------------------------
 # Emscripten + Debian's chromium from apt-get, npm deps from web/package-lock.json.
 # CAIRN_BROWSER_SKIP: C test programs not to run in the browser (comma list).
@@ -336,7 +350,7 @@ for a in "$@"; do
   case $a in
     --list) printf '%s\n' "${ALL_STAGES[@]}"; trap - EXIT; exit 0 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; trap - EXIT; exit 0 ;;
-    deps | format | release | debug | valgrind | fuzz | browser | wasi) stages+=("$a") ;;
+    deps | format | release | debug | valgrind | fuzz | browser | wasi | bench) stages+=("$a") ;;
     *) trap - EXIT; die "unknown stage '$a' (stages: ${ALL_STAGES[*]})" ;;
   esac
 done
