@@ -309,7 +309,7 @@ stage_browser() {
     configure_build release --target cairn_cli
   fi
   CAIRN_TEST_SCALE=${CAIRN_TEST_SCALE:-0.3} quiet browser-c-suite \
-    node web/test/run-c-suite.mjs "$BUILD/emscripten" --skip "${CAIRN_BROWSER_SKIP-test_backup}"
+    node web/test/run-c-suite.mjs "$BUILD/emscripten" --skip "${CAIRN_BROWSER_SKIP:-}"
   quiet browser-js node web/test/run-web-tests.mjs "$BUILD/emscripten" "$BUILD/release/cairn"
   quiet browser-demo node web/test/run-demo-test.mjs "$BUILD/emscripten" "$LOGS/demo.png"
   local c j

@@ -2,7 +2,7 @@
 // ...) compiled by the `emscripten` CMake preset, run in headless Chromium,
 // each test program in a fresh dedicated Worker, on each browser platform.
 //
-//   node web/test/run-c-suite.mjs BUILD_DIR [--platform memory,opfs,idb] [--only test_api,...]
+//   node web/test/run-c-suite.mjs BUILD_DIR [--platform memory,opfs,idb] [--only test_api,...] [--skip test_x,...]
 //
 // A test passes when its main() returns 0 (the C checks print every failure).
 // Environment passed to the programs: CAIRN_TEST_SCALE (if set).
@@ -19,6 +19,7 @@ const opt = (name, def) => {
 };
 const platforms = opt('--platform', 'memory,opfs,idb').split(',');
 const only = opt('--only', '');
+const skip = opt('--skip', '').split(',').filter(Boolean);
 const perTestLimitMs = Number(process.env.CAIRN_BROWSER_TEST_LIMIT_S || 1200) * 1000;
 
 // Which programs run on which platform. The crash test runs on the fault
@@ -34,6 +35,8 @@ let tests = fs
   .map((f) => f.replace(/\.mjs$/, ''))
   .sort();
 if (only) tests = tests.filter((t) => only.split(',').includes(t));
+if (skip.length) console.log(`skipped: ${skip.join(', ')}`);
+tests = tests.filter((t) => !skip.includes(t));
 if (!tests.length) {
   console.error(`no test programs in ${testsDir}`);
   process.exit(1);

@@ -1,8 +1,8 @@
 // run-web-tests.mjs — tests of the JS package in headless Chromium:
 // the API on every backend (incl. error cases), one owner per database,
-// persistence across a page reload (with the database left open: the lock
-// and OPFS handles of the dead page must recover by themselves) and across a
-// browser restart with the same profile, and file interchange with the
+// persistence across a page reload and a crashed tab (with the database left
+// open: the lock and OPFS handles of the dead page must recover by
+// themselves) and across a browser restart with the same profile, and file interchange with the
 // native `cairn` CLI in both directions.
 //
 //   node web/test/run-web-tests.mjs BUILD_DIR NATIVE_CAIRN_CLI
@@ -56,6 +56,19 @@ try {
   for (const b of PERSISTENT) report(`${b}: write, leave open`, await call(page, 'persist', b, 'write', 'reload', true));
   await page.reload();
   for (const b of PERSISTENT) report(`${b}: data after page reload (stale lock recovered)`, await call(page, 'persist', b, 'read', 'reload'));
+
+  // A crashed tab (renderer killed with the databases open): a new tab recovers.
+  for (const b of PERSISTENT) report(`${b}: write, leave open, then the tab crashes`, await call(page, 'persist', b, 'write', 'crash', true));
+  // SIGKILL every renderer process of this browser (found by our unique profile directory).
+  const renderers = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes('--type=renderer') && l.includes(profile))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+  if (!renderers.length) throw new Error('no renderer process found to kill');
+  for (const pid of renderers) process.kill(pid, 'SIGKILL');
+  await page.close().catch(() => {});
+  page = await newPage(context);
+  for (const b of PERSISTENT) report(`${b}: data in a new tab after a crashed tab`, await call(page, 'persist', b, 'read', 'crash'));
 
   // Browser restart with the same profile.
   for (const b of PERSISTENT) report(`${b}: write before restart`, await call(page, 'persist', b, 'write', 'restart'));
