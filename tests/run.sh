@@ -336,6 +336,9 @@ command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 ALL_STAGES+=(wasi)
 stage_wasi() {
   stage_begin wasi "wasm32-wasi build, C suite under Node's node:wasi (ctest)"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  ((major >= 20)) || die "wasi: needs Node >= 20 for node:wasi preview1 (found: $(node --version 2>&1))"
   configure_build wasi
   CAIRN_TEST_SCALE=${CAIRN_TEST_SCALE:-0.3} CAIRN_FUZZ_ITERS=${CAIRN_FUZZ_ITERS:-2000} \
     run_ctest wasi --test-dir "$BUILD/wasi" --output-on-failure -j "$JOBS" --no-tests=error

@@ -62,7 +62,9 @@ const wasi = new WASI({
 
 try {
   const module = await WebAssembly.compile(readFileSync(file));
-  const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+  const instance = await WebAssembly.instantiate(module, {
+    wasi_snapshot_preview1: wasi.wasiImport,
+  });
   process.exitCode = wasi.start(instance);
 } catch (err) {
   process.stdout.write(''); // keep ordering with what the module printed
