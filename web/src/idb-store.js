@@ -10,6 +10,7 @@
 //   chunks  key: [file name, index]   value: Uint8Array(4096) (the last one may be shorter)
 
 export const CHUNK = 4096;
+const LOAD_PAGE = 4096; // chunk records per request when loading
 
 function cairnError(code, message) {
   const e = new Error(message);
@@ -46,11 +47,9 @@ export class IdbStore {
     });
     const store = new IdbStore(idb);
     const tx = idb.transaction(['files', 'chunks'], 'readonly');
-    const [fnames, fvals, ckeys, cvals] = await Promise.all([
+    const [fnames, fvals] = await Promise.all([
       req(tx.objectStore('files').getAllKeys()),
       req(tx.objectStore('files').getAll()),
-      req(tx.objectStore('chunks').getAllKeys()),
-      req(tx.objectStore('chunks').getAll()),
     ]);
     const byPersisted = new Map();
     fnames.forEach((name, i) => {
@@ -59,14 +58,27 @@ export class IdbStore {
       f.pname = name;
       byPersisted.set(name, f);
     });
-    ckeys.forEach(([name, idx], i) => {
-      const f = byPersisted.get(name);
-      if (f && idx * CHUNK < f.size) {
-        const c = new Uint8Array(CHUNK);
-        c.set(new Uint8Array(cvals[i].buffer || cvals[i], cvals[i].byteOffset || 0, Math.min(CHUNK, cvals[i].byteLength)));
+    // Chunks in pages of LOAD_PAGE records, so a large database never needs
+    // one giant request (the whole load is one read-only transaction).
+    const chunks = tx.objectStore('chunks');
+    for (let after = null; ; ) {
+      const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
+      const [ks, vs] = await Promise.all([req(chunks.getAllKeys(range, LOAD_PAGE)), req(chunks.getAll(range, LOAD_PAGE))]);
+      for (let i = 0; i < ks.length; i++) {
+        const [name, idx] = ks[i];
+        const f = byPersisted.get(name);
+        const v = vs[i];
+        if (!f || idx * CHUNK >= f.size) continue;
+        let c = v;
+        if (!(v instanceof Uint8Array) || v.length !== CHUNK) {
+          c = new Uint8Array(CHUNK);
+          c.set(new Uint8Array(v.buffer || v, v.byteOffset || 0, Math.min(CHUNK, v.byteLength)));
+        }
         f.chunks.set(idx, c);
       }
-    });
+      if (ks.length < LOAD_PAGE) break;
+      after = ks[ks.length - 1];
+    }
     return store;
   }
 

@@ -237,3 +237,36 @@ export async function wipe(backend, name) {
     });
   }
 }
+
+// A database of more than one load page of IndexedDB chunk records
+// (idb-store.js loads 4096 records per request): write ~24 MiB, close,
+// reopen in a fresh Worker, read every value back.
+export async function large(backend, phase) {
+  const { failures, ok, eq, count } = checker();
+  const db = await open('large', { backend, engineUrl: ENGINE });
+  const val = (i) => new Uint8Array(8192).map((_, j) => (i * 31 + j * 7) & 255);
+  try {
+    if (phase === 'write') {
+      for (let b = 0; b < 3000; b += 250) {
+        const ops = [];
+        for (let i = b; i < b + 250; i++) ops.push({ type: 'put', key: `big/${String(i).padStart(5, '0')}`, value: val(i) });
+        await db.batch(ops);
+      }
+    } else {
+      let n = 0;
+      for await (const [k, v] of db.iterate({ prefix: 'big/' })) {
+        const i = Number(dec.decode(k).slice(4));
+        const want = val(i);
+        ok(v.length === want.length && v.every((x, j) => x === want[j]), `value ${i}`);
+        n++;
+      }
+      eq(n, 3000, 'entries after reopen');
+      const st = await db.stats();
+      ok(st.db.file_size > 24 * 1024 * 1024, `file size ${st.db.file_size} > 24 MiB`);
+      eq(await db.check(), true, 'check after reopen');
+    }
+  } finally {
+    await db.close();
+  }
+  return { failures, checks: count() };
+}

@@ -52,6 +52,13 @@ try {
   for (const b of BACKENDS) report(`api on ${b}`, await call(page, 'basics', b));
   for (const b of PERSISTENT) report(`one owner per database on ${b}`, await call(page, 'exclusive', b));
 
+  // More than one load page of IndexedDB records (and a bigger OPFS file).
+  for (const b of PERSISTENT) {
+    await call(page, 'wipe', b, 'large');
+    report(`${b}: 24 MiB database written`, await call(page, 'large', b, 'write'));
+    report(`${b}: 24 MiB database reopened and read back`, await call(page, 'large', b, 'read'));
+  }
+
   // Reload with the databases still open: locks and handles must recover.
   for (const b of PERSISTENT) report(`${b}: write, leave open`, await call(page, 'persist', b, 'write', 'reload', true));
   await page.reload();
