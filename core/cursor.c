@@ -32,6 +32,7 @@ struct cairn_cursor {
   uint8_t hi[CAIRN_MAX_KEY_SIZE + 1];
   uint8_t key[CAIRN_MAX_KEY_SIZE]; /* write txns: the key it is on */
   pgmap pins;                      /* cached mode: pages of this position */
+  pgmap spare; /* an empty pin set kept for the next move (no allocation) */
   cairn_cursor *next;
 };
 
@@ -42,21 +43,26 @@ typedef struct move {
 
 static void move_begin(cairn_cursor *c, move *m) {
   m->old = c->pins;
-  memset(&c->pins, 0, sizeof c->pins);
+  c->pins = c->spare; /* empty, keeps its slots */
+  memset(&c->spare, 0, sizeof c->spare);
   m->saved = c->txn->pin_to;
   c->txn->pin_to = &c->pins;
 }
 
 static int move_end(cairn_cursor *c, move *m, int rc) {
   c->txn->pin_to = m->saved;
-  pager_release_set(&c->txn->db->pg, &m->old);
-  pgmap_free(&m->old);
+  pager_release_set(&c->txn->db->pg, &m->old); /* leaves it empty */
+  if (m->old.cap <= 64 && !c->spare.slots)
+    c->spare = m->old; /* reused by the next move */
+  else
+    pgmap_free(&m->old);
   return rc;
 }
 
 static void drop_pins(cairn_cursor *c) {
   pager_release_set(&c->txn->db->pg, &c->pins);
   pgmap_free(&c->pins);
+  pgmap_free(&c->spare);
 }
 
 static int cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
