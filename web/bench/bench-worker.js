@@ -38,7 +38,8 @@ function values(n) {
   const out = new Array(n);
   const buf = new Uint8Array(100 * n);
   for (let off = 0; off < buf.length; off += 65536) crypto.getRandomValues(buf.subarray(off, Math.min(buf.length, off + 65536)));
-  for (let i = 0; i < n; i++) out[i] = buf.subarray(i * 100, i * 100 + 100);
+  // slice, not subarray: a view would carry (and IndexedDB would clone) the whole buffer.
+  for (let i = 0; i < n; i++) out[i] = buf.slice(i * 100, i * 100 + 100);
   return out;
 }
 
