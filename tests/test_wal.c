@@ -135,7 +135,8 @@ static void test_replay_after_crash(void) {
 }
 
 static void test_lazy_prefix(void) {
-  for (uint64_t seed = 1; seed <= 6; seed++) {
+  uint64_t seeds = (uint64_t)ts_scaled(12, 3);
+  for (uint64_t seed = 1; seed <= seeds; seed++) {
     ts_set_ctx("lazy commits, crash seed %llu", (unsigned long long)seed);
     fault_reset();
     cairn_options o;
