@@ -51,6 +51,11 @@ EMSCRIPTEN_KEEPALIVE int em_open(const char *path, const char *platform,
 
 EMSCRIPTEN_KEEPALIVE int em_close(cairn_db *db) { return cairn_close(db); }
 EMSCRIPTEN_KEEPALIVE int em_sync(cairn_db *db) { return cairn_sync(db); }
+/* Everything in the database file itself (the write-ahead log restarted):
+ * before the file's bytes are exported. */
+EMSCRIPTEN_KEEPALIVE int em_checkpoint(cairn_db *db) {
+  return cairn_checkpoint(db);
+}
 
 EMSCRIPTEN_KEEPALIVE int em_begin(cairn_db *db, int rdonly) {
   cairn_txn *t = NULL;

@@ -496,6 +496,7 @@ const ops = {
     if (txns.size) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: finish open transactions before export');
     dropReadTxn();
     check(M._em_sync(db));
+    check(M._em_checkpoint(db)); // the file alone holds every commit (log restarted)
     await afterCommit();
     return readFile(state.platform, state.path);
   },
@@ -509,7 +510,12 @@ const ops = {
       const { platform, path } = state;
       const tmp = `${path}.import`;
       const withPath = (s, fn) => withBytes([enc.encode(platform + '\0'), enc.encode(s + '\0')], fn);
-      withPath(tmp, (pl, p) => M._em_file_remove(pl, p)); // leftovers
+      const removeIfThere = (s) => {
+        const rc = withPath(s, (pl, p) => M._em_file_remove(pl, p));
+        if (rc !== CAIRN.NOTFOUND) check(rc);
+      };
+      removeIfThere(tmp); // leftovers of an interrupted import
+      removeIfThere(`${tmp}-wal`);
       writeFile(platform, tmp, bytes);
       // Validate: it must open and pass the integrity check.
       let rc = withPath(tmp, (pl, p) => M._em_open(p, pl, 0, 0, 1, 0));
@@ -522,13 +528,18 @@ const ops = {
       if (rc < 0) {
         const msg = M.UTF8ToString(M._em_errmsg());
         withPath(tmp, (pl, p) => M._em_file_remove(pl, p));
+        withPath(`${tmp}-wal`, (pl, p) => M._em_file_remove(pl, p));
         await afterCommit();
         throw new CairnError(rc, `${M.UTF8ToString(M._em_strerror(rc))} (import: the bytes are not a valid cairn database: ${msg})`);
       }
+      // The closes above checkpointed both databases: each file holds all of
+      // it, and the write-ahead logs ("-wal") can go.
+      removeIfThere(`${tmp}-wal`);
       dropReadTxn();
       check(M._em_close(db));
       db = 0;
       check(withPath(path, (pl, p) => M._em_file_remove(pl, p)));
+      removeIfThere(`${path}-wal`);
       check(withBytes([enc.encode(platform + '\0'), enc.encode(tmp + '\0'), enc.encode(path + '\0')], (pl, a, b) => M._em_file_rename(pl, a, b)));
       check(withPath(path, (pl, p) => M._em_open(p, pl, 0, 0, state.durability, 0)));
       db = M._em_out();
