@@ -25,7 +25,7 @@ const perTestLimitMs = Number(process.env.CAIRN_BROWSER_TEST_LIMIT_S || 1200) * 
 // Which programs run on which platform. The crash test runs on the fault
 // platform whatever the host, so once is enough; concurrency needs threads
 // (the single-threaded build runs its sequential part) and runs once too.
-const ON_STORAGE = /^test_(api|platform|model|corrupt|backup)$/;
+const ON_STORAGE = /^test_(api|platform|model|corrupt|backup|wal)$/;
 const PER_PLATFORM = { memory: null /* all */, opfs: ON_STORAGE, idb: ON_STORAGE };
 
 const testsDir = path.join(buildDir, 'tests');
