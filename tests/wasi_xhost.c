@@ -127,6 +127,29 @@ static void path_of(char *out, size_t n, const char *dir, const char *name,
   snprintf(out, n, "%s/%s%s", dir, name, ext);
 }
 
+/* A database is its file and its write-ahead log ("<path>-wal"): copy
+ * both (a missing log is removed at the destination). */
+static int copy_db(const char *from_plat, const char *from, const char *to_plat,
+                   const char *to) {
+  char fl[600], tl[600];
+  snprintf(fl, sizeof fl, "%s-wal", from);
+  snprintf(tl, sizeof tl, "%s-wal", to);
+  uint8_t *img = NULL;
+  size_t n = 0;
+  int rc = ts_file_read(from_plat, from, &img, &n);
+  if (!rc) {
+    ts_file_remove(to_plat, to);
+    rc = ts_file_write(to_plat, to, img, n);
+  }
+  free(img);
+  img = NULL;
+  ts_file_remove(to_plat, tl);
+  if (!rc && ts_file_read(from_plat, fl, &img, &n) == CAIRN_OK)
+    rc = ts_file_write(to_plat, tl, img, n);
+  free(img);
+  return rc;
+}
+
 /* ---- write -----------------------------------------------------------------
  */
 
@@ -164,7 +187,8 @@ static void write_normal(const char *dir, const spec *s) {
  * file and record the range of commits it may hold. */
 static void write_crash(const char *dir, const spec *s) {
   const int from = 5; /* commits 1..4 complete, power fails in 5 */
-  const long k = 9;   /* boundary ops into commit 5: amid its page writes */
+  const long k = 1;   /* boundary ops into commit 5: its log sync (the log
+                       * record written but not yet durable) */
   fault_platform_install();
   fault_reset();
   cairn_options o;
@@ -197,22 +221,17 @@ static void write_crash(const char *dir, const spec *s) {
   cairn_close(db); /* fails: power is off; frees the handle */
   fault_crash(s->seed);
   fault_clear_injection();
-  uint8_t *img = NULL;
-  size_t n = 0;
   char path[512];
   path_of(path, sizeof path, dir, s->name, ".db");
-  if (CHECK_OK(ts_file_read("fault", "crash.db", &img, &n))) {
-    ts_file_remove(NULL, path);
-    CHECK_OK(ts_file_write(NULL, path, img, n));
-  }
+  CHECK_OK(copy_db("fault", "crash.db", NULL, path));
+  long long n = fault_file_size("crash.db") + fault_file_size("crash.db-wal");
   char expect[64];
   int len = snprintf(expect, sizeof expect, "%d %d\n", acked, attempted);
   path_of(path, sizeof path, dir, s->name, ".db.expect");
   CHECK_OK(ts_file_write(NULL, path, expect, (size_t)len));
-  printf("  wrote %s/%s.db (%zu bytes left by power loss in commit %d of %d; "
-         "acknowledged %d) on %s\n",
+  printf("  wrote %s/%s.db (%lld bytes with its log left by power loss in "
+         "commit %d of %d; acknowledged %d) on %s\n",
          dir, s->name, n, from, s->commits, acked, host_platform());
-  free(img);
   ts_state_free(&m);
   fault_reset();
 }
@@ -231,13 +250,8 @@ static void extend_copy(const char *path, const spec *s, ts_state *m,
                         int next) {
   char copy[600];
   snprintf(copy, sizeof copy, "%s.copy", path);
-  uint8_t *img = NULL;
-  size_t n = 0;
-  if (!TCHECK_OK(ts_file_read(NULL, path, &img, &n)))
+  if (!TCHECK_OK(copy_db(NULL, path, NULL, copy)))
     return;
-  ts_file_remove(NULL, copy);
-  TCHECK_OK(ts_file_write(NULL, copy, img, n));
-  free(img);
   cairn_options o;
   ts_options(&o, NULL, 0);
   o.flags = 0; /* must exist */
@@ -266,6 +280,9 @@ static void extend_copy(const char *path, const spec *s, ts_state *m,
     TCHECK_OK(cairn_close(db));
   }
   TCHECK_OK(ts_file_remove(NULL, copy));
+  char copylog[610];
+  snprintf(copylog, sizeof copylog, "%s-wal", copy);
+  ts_file_remove(NULL, copylog);
 }
 
 static void verify_one(const char *dir, const spec *s, int is_crash) {
