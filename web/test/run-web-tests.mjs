@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { serve, CHROMIUM, CHROMIUM_ARGS } from './serve.mjs';
+import { serve, CHROMIUM, CHROMIUM_ARGS, REPO_DIR } from './serve.mjs';
 
-const buildDir = path.resolve(process.argv[2] || 'build/emscripten');
-const cli = path.resolve(process.argv[3] || 'build/release/cairn');
+const buildDir = path.resolve(process.argv[2] || path.join(REPO_DIR, 'build/emscripten'));
+const cli = path.resolve(process.argv[3] || path.join(REPO_DIR, 'build/release/cairn'));
 const BACKENDS = ['memory', 'opfs', 'indexeddb'];
 const PERSISTENT = ['opfs', 'indexeddb'];
 
