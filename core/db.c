@@ -306,6 +306,14 @@ int cairn_close(cairn_db *db) {
   if (!db->rdonly && !db->poisoned) {
     if (db->wal_on && db->wal.file) {
       rc = db_checkpoint(db);
+      /* Everything is in the database file: leave the log as just its
+       * header (its records are all older than the meta page anyway). */
+      cairn_file *lf = db->wal.file;
+      if (!rc && db->wal.pos == WAL_HDR) {
+        rc = lf->methods->truncate(lf, WAL_HDR);
+        if (!rc)
+          rc = lf->methods->sync(lf);
+      }
     } else {
       cairn_mutex_lock(&db->write_mu);
       rc = db_sync_locked(db);

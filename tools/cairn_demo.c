@@ -426,7 +426,12 @@ static int print_stats(cairn_db *db) {
   cairn_db_stat st;
   cairn_cf cf[NUM_CFS];
   cairn_txn *txn;
-  int rc = cairn_db_stat_get(db, &st);
+  /* Commits are durable in the write-ahead log; a checkpoint puts their
+   * pages into the database file, so its size below is the data's. */
+  int rc = cairn_checkpoint(db);
+  if (rc != CAIRN_OK)
+    return engine_fail(rc, "checkpoint");
+  rc = cairn_db_stat_get(db, &st);
   if (rc != CAIRN_OK)
     return engine_fail(rc, "stat");
   printf("stats\n  file %llu bytes: %llu pages of %u bytes, %llu in use, "
