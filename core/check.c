@@ -231,14 +231,6 @@ static int check_cf(void *ctx, const char *name, cairn_cf cf) {
   return 0;
 }
 
-/* A snapshot whose free set the check can account for: the persisted free
- * list describes the last checkpoint, so a writer checkpoints first. A
- * read-only handle that replayed the log adds what the replay freed (it
- * allocates only past the end). */
-static int begin_checkable(cairn_db *db, cairn_txn **txn) {
-  return db_begin_checkpointed(db, txn);
-}
-
 /* Read-only handle after a replay: pages the replayed commits freed. */
 static void check_replayed_free(checker *ck, cairn_db *db) {
   if (ck->txn->snap.txnid == db->durable_txnid)
@@ -330,7 +322,9 @@ int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
   memset(&ck, 0, sizeof ck);
   ck.report = report;
   ck.ctx = ctx;
-  int rc = begin_checkable(db, &ck.txn);
+  /* A checkpointed snapshot: its persisted free list describes it (a
+   * read-only handle adds what a replay freed, below). */
+  int rc = db_begin_checkpointed(db, &ck.txn);
   if (rc)
     return rc;
   ck.npages = ck.txn->snap.page_count;

@@ -38,6 +38,17 @@ uint64_t db_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* "<path>-wal", malloc'd (NULL when out of memory). */
+static char *log_path(const char *path) {
+  size_t plen = strlen(path);
+  char *lp = malloc(plen + 5);
+  if (lp) {
+    memcpy(lp, path, plen);
+    memcpy(lp + plen, "-wal", 5);
+  }
+  return lp;
+}
+
 static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
   static _Atomic unsigned counter;
   size_t plen = strlen(path);
@@ -81,12 +92,10 @@ static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
   if (!rc) {
     /* A log left by an earlier database of this name belongs to it, not to
      * this one: a new database starts without one. */
-    char *lp = malloc(plen + 5);
+    char *lp = log_path(path);
     if (!lp)
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory creating %s", path);
     else {
-      memcpy(lp, path, plen);
-      memcpy(lp + plen, "-wal", 5);
       int r = plat->remove(plat, lp);
       if (r != CAIRN_OK && r != CAIRN_NOTFOUND)
         rc = r;
@@ -113,12 +122,9 @@ static int create_file(cairn_platform *plat, const char *path, uint32_t psize) {
  * so no acknowledged commit is ever skipped. */
 static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
   int nolog = !db->wal_on;
-  size_t plen = strlen(path);
-  char *lp = malloc(plen + 5);
+  char *lp = log_path(path);
   if (!lp)
     return cairn__seterr(CAIRN_NOMEM, "out of memory opening the log");
-  memcpy(lp, path, plen);
-  memcpy(lp + plen, "-wal", 5);
   unsigned pflags = db->rdonly ? CAIRN_PF_RDONLY : nolog ? 0 : CAIRN_PF_CREATE;
   int rc = plat->open(plat, lp, pflags, &db->wal.file);
   if (rc == CAIRN_NOTFOUND && (db->rdonly || nolog)) {

@@ -581,6 +581,41 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
 
 uint64_t db_now_ms(void); /* db.c */
 
+/* Make meta m durable in slot: sync the pages it names, write it, sync.
+ * A failure before the meta write leaves nothing referencing the unsynced
+ * pages (safe to retry); one at or after it leaves the outcome unknown, so
+ * the handle refuses further writes until a reopen. */
+static int write_meta_durably(cairn_db *db, const meta *m, int slot) {
+  cairn_file *f = db->pg.file;
+  uint64_t t0 = metrics_now_ns();
+  int rc = f->methods->sync(f);
+  if (rc)
+    return rc;
+  rc = meta_write(f, m, slot, db->pg.psize);
+  if (!rc)
+    rc = f->methods->sync(f);
+  if (rc) {
+    db->poisoned = 1;
+    return rc;
+  }
+  METRIC_ADD(&db->metrics, syncs, 1);
+  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
+  return CAIRN_OK;
+}
+
+/* Sync the log; a failure leaves unknown which records survive. */
+static int sync_log(cairn_db *db) {
+  uint64_t t0 = metrics_now_ns();
+  int rc = wal_sync(&db->wal);
+  if (rc) {
+    db->poisoned = 1;
+    return rc;
+  }
+  METRIC_ADD(&db->metrics, syncs, 1);
+  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
+  return CAIRN_OK;
+}
+
 int db_sync_locked(cairn_db *db) {
   if (db->wal_on) {
     if (db->rdonly || !db->wal.unsynced)
@@ -588,14 +623,9 @@ int db_sync_locked(cairn_db *db) {
     if (db->poisoned)
       return cairn__seterr(CAIRN_IO, "an earlier commit failed writing the "
                                      "log; reopen the database");
-    uint64_t t0 = metrics_now_ns();
-    int rc = wal_sync(&db->wal);
-    if (rc) {
-      db->poisoned = 1; /* which records survive is unknown */
+    int rc = sync_log(db);
+    if (rc)
       return rc;
-    }
-    METRIC_ADD(&db->metrics, syncs, 1);
-    histo_record(&db->metrics.sync, metrics_now_ns() - t0);
     db->lazy_commits = 0;
     db->last_sync_ms = db_now_ms();
     cairn_mutex_lock(&db->meta_mu);
@@ -613,20 +643,9 @@ int db_sync_locked(cairn_db *db) {
   if (db->poisoned)
     return cairn__seterr(CAIRN_IO, "an earlier commit failed writing its "
                                    "meta page; reopen the database");
-  cairn_file *f = db->pg.file;
-  uint64_t t0 = metrics_now_ns();
-  int rc = f->methods->sync(f);
+  int rc = write_meta_durably(db, &m, slot);
   if (rc)
-    return rc; /* nothing references unsynced pages yet: safe to retry */
-  rc = meta_write(f, &m, slot, db->pg.psize);
-  if (!rc)
-    rc = f->methods->sync(f);
-  if (rc) {
-    db->poisoned = 1;
     return rc;
-  }
-  METRIC_ADD(&db->metrics, syncs, 1);
-  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
   cairn_mutex_lock(&db->meta_mu);
   db->durable_txnid = m.txnid;
   db->durable_slot = slot;
@@ -654,19 +673,10 @@ static int commit_logged(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
       return rc; /* nothing is durable; the next record overwrites it */
     METRIC_SET(&db->metrics, last_commit_bytes, WAL_REC_HDR + body);
     METRIC_ADD(&db->metrics, bytes_logged, WAL_REC_HDR + body);
-    if (sync) {
-      uint64_t s0 = metrics_now_ns();
-      rc = wal_sync(&db->wal);
-      if (rc) {
-        db->poisoned = 1; /* the record may or may not have survived */
-        return rc;
-      }
-      METRIC_ADD(&db->metrics, syncs, 1);
-      histo_record(&db->metrics.sync, metrics_now_ns() - s0);
-    }
+    if (sync && (rc = sync_log(db)) != CAIRN_OK)
+      return rc;
   }
   METRIC_SET(&db->metrics, last_commit_pages, 0);
-  (void)sync;
   uint64_t published = db->cur.txnid; /* only the writer changes cur */
   for (size_t i = 0; i < n; i++) {
     pager_invalidate(&db->pg, ds[i]->pgno, ds[i]->npages);
@@ -741,22 +751,8 @@ static int commit_pages(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
     rc = pager_ensure_map(&db->pg, txn->snap.page_count * db->pg.psize);
     cairn_mutex_unlock(&db->meta_mu);
   }
-  if (!rc && sync) {
-    cairn_file *f = db->pg.file;
-    uint64_t s0 = metrics_now_ns();
-    rc = f->methods->sync(f);
-    if (!rc) {
-      rc = meta_write(f, &txn->snap, 1 - db->durable_slot, db->pg.psize);
-      if (!rc)
-        rc = f->methods->sync(f);
-      if (rc)
-        db->poisoned = 1;
-      else {
-        METRIC_ADD(&db->metrics, syncs, 1);
-        histo_record(&db->metrics.sync, metrics_now_ns() - s0);
-      }
-    }
-  }
+  if (!rc && sync)
+    rc = write_meta_durably(db, &txn->snap, 1 - db->durable_slot);
   return rc;
 }
 
