@@ -134,14 +134,78 @@ int pgvec_push(pgvec *a, uint64_t x) {
   return CAIRN_OK;
 }
 
-static int cmp_u64(const void *x, const void *y) {
-  uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-  return a < b ? -1 : a > b;
+/* Page lists are sorted on every commit: an introsort on the values
+ * themselves beats qsort's comparison callback several times over. */
+static void sift_down(uint64_t *v, size_t root, size_t n) {
+  for (size_t child; (child = 2 * root + 1) < n; root = child) {
+    if (child + 1 < n && v[child + 1] > v[child])
+      child++;
+    if (v[root] >= v[child])
+      return;
+    uint64_t t = v[root];
+    v[root] = v[child];
+    v[child] = t;
+  }
+}
+
+static void heap_sort(uint64_t *v, size_t n) {
+  for (size_t i = n / 2; i-- > 0;)
+    sift_down(v, i, n);
+  for (size_t end = n; end-- > 1;) {
+    uint64_t t = v[0];
+    v[0] = v[end];
+    v[end] = t;
+    sift_down(v, 0, end);
+  }
+}
+
+static void intro_sort(uint64_t *v, size_t n, int depth) {
+  while (n > 16) {
+    if (depth-- == 0) {
+      heap_sort(v, n);
+      return;
+    }
+    uint64_t a = v[0], b = v[n / 2], c = v[n - 1];
+    uint64_t pivot =
+        a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+    size_t i = 0, j = n - 1;
+    for (;;) { /* Hoare partition */
+      while (v[i] < pivot)
+        i++;
+      while (v[j] > pivot)
+        j--;
+      if (i >= j)
+        break;
+      uint64_t t = v[i];
+      v[i++] = v[j];
+      v[j--] = t;
+    }
+    /* [0, j] <= pivot <= [j + 1, n): recurse on the smaller side */
+    size_t left = j + 1;
+    if (left < n - left) {
+      intro_sort(v, left, depth);
+      v += left;
+      n -= left;
+    } else {
+      intro_sort(v + left, n - left, depth);
+      n = left;
+    }
+  }
+  for (size_t i = 1; i < n; i++) { /* insertion sort */
+    uint64_t x = v[i];
+    size_t k = i;
+    for (; k > 0 && v[k - 1] > x; k--)
+      v[k] = v[k - 1];
+    v[k] = x;
+  }
 }
 
 void pgvec_sort(pgvec *a) {
+  int depth = 0;
+  for (size_t n = a->len; n > 1; n >>= 1)
+    depth += 2;
   if (a->len > 1)
-    qsort(a->v, a->len, sizeof *a->v, cmp_u64);
+    intro_sort(a->v, a->len, depth);
 }
 
 int pgvec_merge(pgvec *a, const pgvec *b) {
