@@ -791,7 +791,7 @@ int cairn_backup_begin(cairn_db *db, const char *dest,
     cairn_options_init(&co);
     co.page_size = j->psize;
     co.platform = plat->name;
-    co.flags = CAIRN_OPEN_CREATE;
+    co.flags = CAIRN_OPEN_CREATE | CAIRN_OPEN_NOLOG; /* a scratch file */
     j->cpath = temp_name(dest, "cairn-compact");
     if (!j->cpath)
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory");

@@ -254,6 +254,8 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
   cairn_mutex_init(&db->meta_mu);
   deferred_init(&db->def);
   db->def.psize = psize;
+  page_pool_init(&db->pool, psize, 4096);
+  db->def.pool = &db->pool;
   db->wal_on = !(o.flags & CAIRN_OPEN_NOLOG);
   db->free_pages = m.freelist_count;
   db->logged_durable = m.txnid;
@@ -327,6 +329,7 @@ int cairn_close(cairn_db *db) {
     }
   }
   deferred_free(&db->def);
+  page_pool_free(&db->pool);
   if (db->wal.file)
     db->wal.file->methods->close(db->wal.file);
   cairn_file *f = db->pg.file;

@@ -50,14 +50,16 @@ static dp_table *table_new(size_t cap) {
   return t;
 }
 
-static void page_free(dirty_page *d) {
-  if (d) {
-    free(d->buf);
-    free(d);
+static void page_free(deferred *d, dirty_page *p) {
+  if (d->pool) {
+    page_pool_put(d->pool, p);
+  } else if (p) {
+    free(p->buf);
+    free(p);
   }
 }
 
-static void table_free(dp_table *t) {
+static void table_free(deferred *d, dp_table *t) {
   if (!t)
     return;
   if (t->owns_pages)
@@ -65,7 +67,7 @@ static void table_free(dp_table *t) {
       uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
       if (k && k != TOMBSTONE)
         page_free(
-            atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
+            d, atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
     }
   free(t);
 }
@@ -122,7 +124,8 @@ static void retire(deferred *d, dp_table *t, uint64_t tag) {
 
 /* Insert into t, which has room (writer only): replace the key's entry if
  * the chain holds it, else take the first free or removed slot. */
-static void insert(dp_table *t, dirty_page *page, uint64_t read_by) {
+static void insert(deferred *d, dp_table *t, dirty_page *page,
+                   uint64_t read_by) {
   size_t i = hash(page->pgno, t->cap), slot = SIZE_MAX;
   for (;; i = (i + 1) & (t->cap - 1)) {
     uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
@@ -132,7 +135,7 @@ static void insert(dp_table *t, dirty_page *page, uint64_t read_by) {
       atomic_store_explicit(&t->slots[i].page, page, memory_order_release);
       atomic_store_explicit(&t->slots[i].read_by, read_by,
                             memory_order_relaxed);
-      page_free(old); /* dead: see the invariants above */
+      page_free(d, old); /* dead: see the invariants above */
       return;
     }
     if (k == TOMBSTONE && slot == SIZE_MAX)
@@ -165,7 +168,7 @@ int deferred_put(deferred *d, dirty_page *page, uint64_t published) {
         uint64_t k =
             atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
         if (k && k != TOMBSTONE)
-          insert(n,
+          insert(d, n,
                  atomic_load_explicit(&t->slots[i].page, memory_order_relaxed),
                  0);
       }
@@ -187,7 +190,7 @@ int deferred_put(deferred *d, dirty_page *page, uint64_t published) {
   dirty_page *old = deferred_get(d, page->pgno, 0);
   if (old)
     d->bytes -= old->npages * (uint64_t)d->psize;
-  insert(t, page, 0);
+  insert(d, t, page, 0);
   d->bytes += page->npages * (uint64_t)d->psize;
   atomic_store_explicit(&d->live, t->live, memory_order_relaxed);
   return CAIRN_OK;
@@ -208,7 +211,7 @@ void deferred_remove(deferred *d, uint64_t pgno) {
         atomic_load_explicit(&t->slots[i].page, memory_order_relaxed);
     atomic_store_explicit(&t->slots[i].key, TOMBSTONE, memory_order_release);
     d->bytes -= old->npages * (uint64_t)d->psize;
-    page_free(old); /* dead: no reader looks for it */
+    page_free(d, old); /* dead: no reader looks for it */
     t->live--;
     atomic_store_explicit(&d->live, t->live, memory_order_relaxed);
     return;
@@ -256,7 +259,7 @@ void deferred_retire_written(deferred *d, dp_table *t, uint64_t oldest_reader,
       /* a live reader may hold it */
       continue;
     }
-    page_free(atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
+    page_free(d, atomic_load_explicit(&t->slots[i].page, memory_order_relaxed));
     atomic_store_explicit(&t->slots[i].key, TOMBSTONE, memory_order_relaxed);
   }
   t->owns_pages = 1; /* what is left */
@@ -268,7 +271,7 @@ void deferred_collect(deferred *d, uint64_t oldest_reader) {
     retired_table *r = *p;
     if (r->tag < oldest_reader) {
       *p = r->next;
-      table_free(r->table);
+      table_free(d, r->table);
       free(r);
     } else {
       p = &r->next;

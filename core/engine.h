@@ -22,6 +22,7 @@
 #include "cairn.h"
 #include "metrics.h"
 #include "page.h"
+#include "page_pool.h"
 #include "pgmap.h"
 #include "platform.h"
 #include "threads.h"
@@ -139,6 +140,7 @@ typedef struct deferred {
   uint64_t bytes;      /* writer-only: bytes of live pages */
   uint32_t psize;
   retired_table *retired; /* writer-only */
+  page_pool *pool;        /* where freed pages go (the db's) */
 } deferred;
 
 void deferred_init(deferred *d);
@@ -372,6 +374,7 @@ struct cairn_db {
   uint64_t freed_since_ckpt; /* writer: checkpointed pages freed since */
   wal wal;
   deferred def;
+  page_pool pool; /* writer-only: recycled dirty page buffers */
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */

@@ -48,6 +48,7 @@ static inline uint64_t pg_no(const uint8_t *p) { return ld64(p + 8); }
 static inline uint64_t pg_txnid(const uint8_t *p) { return ld64(p + 16); }
 static inline uint32_t pg_count(const uint8_t *p) { return ld32(p + 24); }
 static inline uint32_t pg_upper(const uint8_t *p) { return ld32(p + 28); }
+static inline void pg_set_txnid(uint8_t *p, uint64_t t) { st64(p + 16, t); }
 static inline void pg_set_count(uint8_t *p, uint32_t n) { st32(p + 24, n); }
 static inline void pg_set_upper(uint8_t *p, uint32_t u) { st32(p + 28, u); }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "crc32c.h"
 #include "error.h"
 
 int txn_fail(cairn_txn *txn, int rc) {
@@ -98,7 +99,10 @@ int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
   return CAIRN_OK;
 }
 
-int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno) {
+/* zero: the caller does not overwrite the whole page (a fresh page must not
+ * carry stale bytes to disk). */
+static int alloc_pages(cairn_txn *txn, uint64_t n, int zero, uint8_t **buf,
+                       uint64_t *pgno) {
   uint32_t psize = txn->snap.page_size;
   uint64_t pg;
   int rc;
@@ -119,22 +123,33 @@ int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno) {
     pg = txn->snap.page_count;
     txn->snap.page_count += n;
   }
-  dirty_page *d = malloc(sizeof *d);
-  uint8_t *b = calloc((size_t)n, psize);
-  if (!d || !b || (rc = pgmap_put(&txn->dirty, pg, d)) != CAIRN_OK) {
+  dirty_page *d = NULL;
+  if (n == 1) {
+    if ((d = page_pool_get(&txn->db->pool)) != NULL && zero)
+      memset(d->buf, 0, psize);
+  } else if ((d = malloc(sizeof *d)) != NULL &&
+             !(d->buf = calloc((size_t)n, psize))) {
     free(d);
-    free(b);
+    d = NULL;
+  }
+  if (!d || (rc = pgmap_put(&txn->dirty, pg, d)) != CAIRN_OK) {
+    page_pool_put(&txn->db->pool, d);
     pgvec_push(&txn->local_free, pg); /* best effort; txn is failed anyway */
     return txn_fail(
         txn, cairn__seterr(CAIRN_NOMEM, "out of memory for a dirty page"));
   }
   d->pgno = pg;
   d->npages = n;
-  d->buf = b;
-  page_init(b, psize, 0, pg);
+  uint8_t *b = d->buf;
+  if (zero)
+    page_init(b, psize, 0, pg);
   *buf = b;
   *pgno = pg;
   return CAIRN_OK;
+}
+
+int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno) {
+  return alloc_pages(txn, n, 1, buf, pgno);
 }
 
 static int retire(cairn_txn *txn, dirty_page *d) {
@@ -142,8 +157,7 @@ static int retire(cairn_txn *txn, dirty_page *d) {
     size_t cap = txn->capretired ? txn->capretired * 2 : 16;
     dirty_page **n = realloc(txn->retired, cap * sizeof *n);
     if (!n) {
-      free(d->buf); /* cannot defer: free now */
-      free(d);
+      page_pool_put(&txn->db->pool, d); /* cannot defer: free now */
       return CAIRN_OK;
     }
     txn->retired = n;
@@ -183,7 +197,7 @@ int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg) {
     return txn_fail(txn, rc);
   uint8_t *b = NULL; /* set by txn_alloc on success */
   uint64_t pg = 0;
-  rc = txn_alloc(txn, 1, &b, &pg);
+  rc = alloc_pages(txn, 1, 0, &b, &pg);
   if (rc)
     return rc;
   memcpy(b, p, txn->snap.page_size);
@@ -459,15 +473,14 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
     dirty_page *d = txn->dirty.slots[i].val;
     if (!txn->dirty.slots[i].key || !d)
       continue;
-    if (!keep_buffers_for_cache)
-      free(d->buf);
-    free(d);
+    if (keep_buffers_for_cache) /* the page cache owns the buffer now */
+      free(d);
+    else
+      page_pool_put(&db->pool, d);
   }
   pgmap_free(&txn->dirty);
-  for (size_t i = 0; i < txn->nretired; i++) {
-    free(txn->retired[i]->buf);
-    free(txn->retired[i]);
-  }
+  for (size_t i = 0; i < txn->nretired; i++)
+    page_pool_put(&db->pool, txn->retired[i]);
   free(txn->retired);
   pager_release(&db->pg, txn);
   pgmap_free(&txn->pins);
@@ -508,16 +521,28 @@ static int cmp_dirty(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Stamp every dirty page with the commit's id and its checksum. */
-static void seal_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
-  uint32_t psize = txn->db->pg.psize;
+/* Stamp pages with the id of the commit that wrote them and their
+ * checksum. */
+static void seal_pages(dirty_page **ds, size_t n, uint32_t psize,
+                       uint64_t txnid) {
   for (size_t i = 0; i < n; i++) {
     dirty_page *d = ds[i];
     uint64_t span = page_crc_span(d->buf, psize);
     if (span > d->npages * psize)
       span = d->npages * psize;
-    page_seal(d->buf, txn->snap.txnid, (uint32_t)span);
+    if (txnid)
+      page_seal(d->buf, txnid, (uint32_t)span);
+    else /* readers may be reading the page: leave its stamp alone */
+      st32(d->buf, cairn_crc32c(0, d->buf + 4, (size_t)span - 4));
   }
+}
+
+/* A logged commit's pages stay in memory, where nothing checks their
+ * checksum: they get one when a checkpoint writes them (seal_pages with
+ * txnid 0 keeps the stamp). */
+static void stamp_pages(dirty_page **ds, size_t n, uint64_t txnid) {
+  for (size_t i = 0; i < n; i++)
+    pg_set_txnid(ds[i]->buf, txnid);
 }
 
 /* Write sealed pages (sorted by number), coalescing neighbours into larger
@@ -728,6 +753,8 @@ static int commit_pages(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
   int rc = CAIRN_OK;
   if (txn->checkpoint) {
     rc = deferred_list(&db->def, &def, &nd);
+    if (!rc)
+      seal_pages(def, nd, db->pg.psize, 0);
     if (!rc && nd) {
       all = malloc((n + nd) * sizeof *all);
       if (!all)
@@ -871,8 +898,12 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     for (size_t i = 0; i < txn->dirty.cap; i++)
       if (txn->dirty.slots[i].key)
         ds[n++] = txn->dirty.slots[i].val;
-    qsort(ds, n, sizeof *ds, cmp_dirty);
-    seal_dirty(txn, ds, n);
+    if (!logged) /* written in page order, neighbours coalesced */
+      qsort(ds, n, sizeof *ds, cmp_dirty);
+    if (logged)
+      stamp_pages(ds, n, txn->snap.txnid);
+    else
+      seal_pages(ds, n, db->pg.psize, txn->snap.txnid);
     rc = logged ? commit_logged(txn, sync, ds, n)
                 : commit_pages(txn, sync, ds, n);
   }
