@@ -2,10 +2,21 @@
  * cursor.c — ordered iteration over one column family, within optional
  * bounds [lo, hi) or a prefix, forward and reverse.
  *
- * A cursor in a write transaction remembers the key it is on and the txn's
- * modification counter; when the txn changed the tree since, the next move
- * re-seeks from that key (page numbers on its stack may have been copied or
- * freed). Read transactions never change, so their cursors skip this.
+ * With the write-ahead log, a cursor merges two ordered sources: the tree
+ * (the last checkpoint) and the overlay of later commits (overlay.h), where
+ * a visible version shadows the tree's entry of the same key and a
+ * tombstone hides it. Invariant after a move in direction d at key K: each
+ * source is positioned at its first entry >= K (d = 1) or its last entry
+ * <= K (d = -1); the next move in the same direction steps the sources that
+ * sit on K, a move the other way re-seeks both from K. In a write txn the
+ * overlay source is re-sought from K on every move: the txn may have added
+ * nodes between K and where it was.
+ *
+ * A cursor remembers the key it is on and the txn's modification counter;
+ * when the txn changed the tree since (no log: writes change the tree), the
+ * next move re-seeks from that key (page numbers on its stack may have been
+ * copied or freed). With the log, writes go to the overlay, whose nodes
+ * never move, and cursor_get looks the key up again there.
  * Cursors outlive their transaction only as detached handles: every call
  * but close then fails with CAIRN_BADTXN.
  *
@@ -23,14 +34,18 @@
 struct cairn_cursor {
   cairn_txn *txn;
   cf_state *cf;
-  tree_pos pos;
+  tree_pos pos;             /* the tree source; depth 0 = exhausted */
+  ov_node *on;              /* the overlay source; NULL = exhausted */
+  const ov_version *ov_cur; /* the current key's overlay version, or NULL */
+  int on_tree;              /* the tree source sits on the current key */
+  int dir;   /* direction of the last move (0: re-seek from key first) */
+  int state; /* 0 unpositioned, 1 on key, 2 key deleted by its txn */
   uint64_t gen;
-  int stale; /* its key was deleted: re-seek before the next move */
   int has_lo, has_hi;
   size_t lolen, hilen, klen;
   uint8_t lo[CAIRN_MAX_KEY_SIZE];
   uint8_t hi[CAIRN_MAX_KEY_SIZE + 1];
-  uint8_t key[CAIRN_MAX_KEY_SIZE]; /* write txns: the key it is on */
+  uint8_t key[CAIRN_MAX_KEY_SIZE]; /* the key it is on */
   pgmap pins;                      /* cached mode: pages of this position */
   pgmap spare; /* an empty pin set kept for the next move (no allocation) */
   cairn_cursor *next;
@@ -145,6 +160,8 @@ int cairn_cursor_bounds(cairn_cursor *c, cairn_slice from, cairn_slice to) {
   if (rc)
     return rc;
   c->pos.depth = 0;
+  c->dir = 0;
+  c->state = 0;
   drop_pins(c);
   c->has_lo = from.data != NULL;
   c->lolen = from.size;
@@ -165,6 +182,8 @@ int cairn_cursor_prefix(cairn_cursor *c, cairn_slice prefix) {
   if (rc)
     return rc;
   c->pos.depth = 0;
+  c->dir = 0;
+  c->state = 0;
   drop_pins(c);
   c->has_lo = 1;
   c->lolen = prefix.size;
@@ -186,40 +205,143 @@ int cairn_cursor_prefix(cairn_cursor *c, cairn_slice prefix) {
   return CAIRN_OK;
 }
 
-/* After a successful move: enforce the bound on the side we moved toward
- * and remember where we are. */
-static int settle(cairn_cursor *c, int rc, int dir) {
-  if (rc) {
+/* ---- the two sources ---------------------------------------------------- */
+
+/* A tree move's NOTFOUND only exhausts the tree source. */
+static int tree_rc(cairn_cursor *c, int rc) {
+  if (rc == CAIRN_NOTFOUND) {
     c->pos.depth = 0;
-    if (rc == CAIRN_NOTFOUND)
-      return cairn__seterr(CAIRN_NOTFOUND, "cursor: no more keys");
-    return rc;
+    return CAIRN_OK;
   }
-  const uint8_t *e;
-  rc = tree_entry(c->txn, &c->pos, &e);
-  if (rc) {
-    c->pos.depth = 0;
-    return rc;
-  }
-  const uint8_t *k = leaf_key(e);
-  size_t kl = leaf_klen(e);
-  if ((dir >= 0 && c->has_hi && cmp(k, kl, c->hi, c->hilen) >= 0) ||
-      (dir <= 0 && c->has_lo && cmp(k, kl, c->lo, c->lolen) < 0)) {
-    c->pos.depth = 0;
-    return cairn__seterr(CAIRN_NOTFOUND, "cursor: no more keys in range");
-  }
-  if (!c->txn->rdonly) {
-    memcpy(c->key, k, kl);
-    c->klen = kl;
-    c->gen = c->txn->gen;
-    c->stale = 0;
-  }
-  cairn__clearerr();
-  return CAIRN_OK;
+  return rc;
 }
 
-static int seek_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int *found) {
-  return tree_seek(c->txn, c->cf, k, kl, &c->pos, found);
+static int tree_key(cairn_cursor *c, const uint8_t **k, size_t *kl) {
+  const uint8_t *e;
+  int rc = tree_entry(c->txn, &c->pos, &e);
+  if (!rc) {
+    *k = leaf_key(e);
+    *kl = leaf_klen(e);
+  }
+  return rc;
+}
+
+static overlay *ov_of(cairn_cursor *c) { return c->txn->ov; }
+
+/* Tree source to its first entry >= k (after = 0) or > k (after = 1). */
+static int tree_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {
+  int found;
+  int rc = tree_seek(c->txn, c->cf, k, kl, &c->pos, &found);
+  if (!rc && found && after)
+    rc = tree_next(c->txn, &c->pos);
+  return tree_rc(c, rc);
+}
+
+/* Tree source to its last entry < k (or <= k with or_equal; k NULL: the
+ * last entry). */
+static int tree_le(cairn_cursor *c, const uint8_t *k, size_t kl, int or_equal) {
+  if (!k)
+    return tree_rc(c, tree_last(c->txn, c->cf, &c->pos));
+  int found;
+  int rc = tree_seek(c->txn, c->cf, k, kl, &c->pos, &found);
+  if (rc == CAIRN_NOTFOUND)
+    return tree_rc(c, tree_last(c->txn, c->cf, &c->pos));
+  if (!rc && !(found && or_equal))
+    rc = tree_prev(c->txn, &c->pos);
+  return tree_rc(c, rc);
+}
+
+static ov_node *ov_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {
+  overlay *ov = ov_of(c);
+  if (!ov)
+    return NULL;
+  ov_node *n = overlay_seek(ov, c->cf->id, k, kl);
+  if (n && after && cmp(n->key, n->klen, k, kl) == 0)
+    n = overlay_next(n);
+  return n;
+}
+
+static ov_node *ov_le(cairn_cursor *c, const uint8_t *k, size_t kl,
+                      int or_equal) {
+  overlay *ov = ov_of(c);
+  if (!ov)
+    return NULL;
+  if (k && or_equal) {
+    ov_node *n = overlay_seek(ov, c->cf->id, k, kl);
+    if (n && cmp(n->key, n->klen, k, kl) == 0)
+      return n;
+  }
+  return overlay_seek_lt(ov, c->cf->id, k, kl);
+}
+
+static ov_node *ov_step(cairn_cursor *c, ov_node *n, int dir) {
+  return dir > 0 ? overlay_next(n)
+                 : overlay_seek_lt(ov_of(c), c->cf->id, n->key, n->klen);
+}
+
+static int tree_step(cairn_cursor *c, int dir) {
+  return tree_rc(c, dir > 0 ? tree_next(c->txn, &c->pos)
+                            : tree_prev(c->txn, &c->pos));
+}
+
+/* Pick the current key from the sources' positions, moving in dir past
+ * overlay nodes the snapshot cannot see and keys a tombstone deletes; then
+ * enforce the bound on that side and remember the key. */
+static int settle(cairn_cursor *c, int rc, int dir) {
+  uint64_t snap = c->txn->snap.txnid;
+  while (!rc) {
+    const uint8_t *tk = NULL;
+    size_t tkl = 0;
+    if (c->pos.depth && (rc = tree_key(c, &tk, &tkl)) != CAIRN_OK)
+      break;
+    ov_node *n = c->on;
+    int order = 0; /* <0: the overlay's key comes first in dir */
+    if (n && tk)
+      order = dir * cmp(n->key, n->klen, tk, tkl);
+    if (n && (!tk || order <= 0)) {
+      const ov_version *v = ov_visible(n, snap);
+      if (!v) { /* not in this snapshot: the tree has the say */
+        c->on = ov_step(c, n, dir);
+        continue;
+      }
+      if (v->tomb) {
+        c->on = ov_step(c, n, dir);
+        if (order == 0 && tk)
+          rc = tree_step(c, dir);
+        continue;
+      }
+      c->ov_cur = v;
+      c->on_tree = tk && order == 0;
+      memcpy(c->key, n->key, n->klen);
+      c->klen = n->klen;
+    } else if (tk) {
+      c->ov_cur = NULL;
+      c->on_tree = 1;
+      memcpy(c->key, tk, tkl);
+      c->klen = tkl;
+    } else {
+      rc = CAIRN_NOTFOUND;
+      break;
+    }
+    if ((dir > 0 && c->has_hi && cmp(c->key, c->klen, c->hi, c->hilen) >= 0) ||
+        (dir < 0 && c->has_lo && cmp(c->key, c->klen, c->lo, c->lolen) < 0)) {
+      c->dir = 0;
+      c->state = 0;
+      c->pos.depth = 0;
+      return cairn__seterr(CAIRN_NOTFOUND, "cursor: no more keys in range");
+    }
+    c->dir = dir;
+    c->state = 1;
+    c->gen = c->txn->gen;
+    cairn__clearerr();
+    return CAIRN_OK;
+  }
+  c->dir = 0;
+  c->state = 0;
+  c->pos.depth = 0;
+  if (rc == CAIRN_NOTFOUND)
+    return cairn__seterr(CAIRN_NOTFOUND, "cursor: no more keys");
+  return rc;
 }
 
 int cairn_cursor_first(cairn_cursor *c) {
@@ -228,25 +350,11 @@ int cairn_cursor_first(cairn_cursor *c) {
     return rc;
   move m;
   move_begin(c, &m);
-  int found;
-  if (c->has_lo)
-    rc = seek_ge(c, c->lo, c->lolen, &found);
-  else
-    rc = tree_first(c->txn, c->cf, &c->pos);
+  const uint8_t *lo = c->has_lo ? c->lo : (const uint8_t *)"";
+  size_t lolen = c->has_lo ? c->lolen : 0;
+  rc = tree_ge(c, lo, lolen, 0);
+  c->on = ov_ge(c, lo, lolen, 0);
   return move_end(c, &m, settle(c, rc, 1));
-}
-
-/* Position on the last key < k (or the last key at all if k is NULL). */
-static int seek_lt(cairn_cursor *c, const uint8_t *k, size_t kl) {
-  if (!k)
-    return tree_last(c->txn, c->cf, &c->pos);
-  int found;
-  int rc = seek_ge(c, k, kl, &found);
-  if (rc == CAIRN_NOTFOUND)
-    return tree_last(c->txn, c->cf, &c->pos);
-  if (rc)
-    return rc;
-  return tree_prev(c->txn, &c->pos);
 }
 
 int cairn_cursor_last(cairn_cursor *c) {
@@ -255,7 +363,9 @@ int cairn_cursor_last(cairn_cursor *c) {
     return rc;
   move m;
   move_begin(c, &m);
-  rc = seek_lt(c, c->has_hi ? c->hi : NULL, c->hilen);
+  const uint8_t *hi = c->has_hi ? c->hi : NULL;
+  rc = tree_le(c, hi, c->hilen, 0);
+  c->on = ov_le(c, hi, c->hilen, 0);
   return move_end(c, &m, settle(c, rc, -1));
 }
 
@@ -271,10 +381,12 @@ int cairn_cursor_seek(cairn_cursor *c, cairn_slice key) {
     k = c->lo;
     kl = c->lolen;
   }
-  int found;
+  if (!k)
+    k = (const uint8_t *)"";
   move m;
   move_begin(c, &m);
-  rc = seek_ge(c, k, kl, &found);
+  rc = tree_ge(c, k, kl, 0);
+  c->on = ov_ge(c, k, kl, 0);
   return move_end(c, &m, settle(c, rc, 1));
 }
 
@@ -286,49 +398,39 @@ int cairn_cursor_seek_le(cairn_cursor *c, cairn_slice key) {
     return rc;
   if (c->has_hi && cmp(key.data, key.size, c->hi, c->hilen) >= 0)
     return cairn_cursor_last(c);
-  int found;
+  const uint8_t *k = key.data ? key.data : (const uint8_t *)"";
   move m;
   move_begin(c, &m);
-  rc = seek_ge(c, key.data, key.size, &found);
-  if (rc == CAIRN_NOTFOUND)
-    rc = tree_last(c->txn, c->cf, &c->pos);
-  else if (!rc && !found)
-    rc = tree_prev(c->txn, &c->pos);
+  rc = tree_le(c, k, key.size, 1);
+  c->on = ov_le(c, k, key.size, 1);
   return move_end(c, &m, settle(c, rc, -1));
 }
 
-/* Write txns: if the tree changed under the cursor, find its key again.
- * *moved is set when the re-seek already landed on the next key. */
-static int revalidate(cairn_cursor *c, int dir, int *moved) {
-  *moved = 0;
-  if (c->txn->rdonly || (c->gen == c->txn->gen && !c->stale))
-    return CAIRN_OK;
-  int found;
-  int rc = seek_ge(c, c->key, c->klen, &found);
-  if (dir > 0) {
-    if (rc == CAIRN_OK && !found)
-      *moved = 1;
-    return rc;
-  }
-  if (rc == CAIRN_NOTFOUND) {
-    *moved = 1;
-    return tree_last(c->txn, c->cf, &c->pos);
-  }
-  return rc;
+/* Was the tree changed under the cursor since its last move? (Only
+ * without the log: there the txn's writes copy and free tree pages.) */
+static int tree_moved(const cairn_cursor *c) {
+  return !c->txn->rdonly && c->gen != c->txn->gen;
 }
 
 int cairn_cursor_next(cairn_cursor *c) {
   int rc = live(c);
   if (rc)
     return rc;
-  if (c->pos.depth == 0)
+  if (c->state == 0)
     return cairn_cursor_first(c);
-  int moved;
   move m;
   move_begin(c, &m);
-  rc = revalidate(c, 1, &moved);
-  if (!rc && !moved)
-    rc = tree_next(c->txn, &c->pos);
+  if (c->dir != 1 || tree_moved(c)) {
+    rc = tree_ge(c, c->key, c->klen, 1);
+    c->on = ov_ge(c, c->key, c->klen, 1);
+  } else {
+    if (c->on_tree)
+      rc = tree_step(c, 1);
+    if (!c->txn->rdonly) /* the txn may have added nodes after the key */
+      c->on = ov_ge(c, c->key, c->klen, 1);
+    else if (c->on && cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
+      c->on = overlay_next(c->on);
+  }
   return move_end(c, &m, settle(c, rc, 1));
 }
 
@@ -336,14 +438,21 @@ int cairn_cursor_prev(cairn_cursor *c) {
   int rc = live(c);
   if (rc)
     return rc;
-  if (c->pos.depth == 0)
+  if (c->state == 0)
     return cairn_cursor_last(c);
-  int moved;
   move m;
   move_begin(c, &m);
-  rc = revalidate(c, -1, &moved);
-  if (!rc && !moved)
-    rc = tree_prev(c->txn, &c->pos);
+  if (c->dir != -1 || tree_moved(c)) {
+    rc = tree_le(c, c->key, c->klen, 0);
+    c->on = ov_le(c, c->key, c->klen, 0);
+  } else {
+    if (c->on_tree)
+      rc = tree_step(c, -1);
+    if (!c->txn->rdonly)
+      c->on = ov_le(c, c->key, c->klen, 0);
+    else if (c->on && cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
+      c->on = ov_step(c, c->on, -1);
+  }
   return move_end(c, &m, settle(c, rc, -1));
 }
 
@@ -360,27 +469,58 @@ int cairn_cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
   return rc;
 }
 
+/* The key the cursor is on was deleted by its own txn: stay at the key, so
+ * next/prev continue from it. */
+static int deleted(cairn_cursor *c) {
+  c->dir = 0;
+  c->state = 2;
+  c->ov_cur = NULL;
+  c->on_tree = 0;
+  return cairn__seterr(CAIRN_NOTFOUND, "the key at the cursor was deleted");
+}
+
 static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
   int rc;
-  if (c->pos.depth == 0)
+  if (c->state == 0)
     return cairn__seterr(CAIRN_NOTFOUND, "cursor is not positioned");
-  if (!c->txn->rdonly && c->gen != c->txn->gen) {
-    int found;
-    rc = seek_ge(c, c->key, c->klen, &found);
-    if (rc == CAIRN_OK && !found)
-      rc = CAIRN_NOTFOUND;
-    if (rc) {
-      if (rc == CAIRN_NOTFOUND) {
-        /* Stay where the key was, so next/prev continue from it. */
-        c->pos.depth = 1;
-        c->stale = 1;
-        return cairn__seterr(CAIRN_NOTFOUND,
-                             "the key at the cursor was deleted");
-      }
-      c->pos.depth = 0;
-      return rc;
+  if (c->state == 2)
+    return deleted(c);
+  if (!c->txn->rdonly) {
+    /* The txn may have written the key since the cursor moved. */
+    if (c->txn->ov) {
+      ov_node *n = overlay_find(c->txn->ov, c->cf->id, c->key, c->klen);
+      const ov_version *v = n ? ov_visible(n, c->txn->snap.txnid) : NULL;
+      if (v && v->tomb)
+        return deleted(c);
+      if (v)
+        c->ov_cur = v;
     }
-    c->gen = c->txn->gen;
+    if (!c->ov_cur && tree_moved(c)) {
+      int found;
+      rc = tree_seek(c->txn, c->cf, c->key, c->klen, &c->pos, &found);
+      if (rc == CAIRN_OK && !found)
+        rc = CAIRN_NOTFOUND;
+      if (rc == CAIRN_NOTFOUND)
+        return deleted(c);
+      if (rc) {
+        c->dir = 0;
+        c->state = 0;
+        return rc;
+      }
+      c->gen = c->txn->gen;
+    }
+  }
+  if (c->ov_cur) {
+    if (key) {
+      key->data = c->key;
+      key->size = c->klen;
+    }
+    if (val) {
+      val->data = c->ov_cur->val;
+      val->size = c->ov_cur->vlen;
+    }
+    cairn__clearerr();
+    return CAIRN_OK;
   }
   const uint8_t *e;
   rc = tree_entry(c->txn, &c->pos, &e);

@@ -133,6 +133,8 @@ static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
     return CAIRN_OK;
   }
   db->wal_on = 1;
+  if (!rc && !db->ov && !(db->ov = overlay_new()))
+    rc = cairn__seterr(CAIRN_NOMEM, "out of memory opening the log");
   uint64_t size = 0;
   if (!rc)
     rc = db->wal.file->methods->size(db->wal.file, &size);
@@ -149,6 +151,8 @@ static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
   }
   if (!rc && nolog && !db->rdonly) { /* folded in: commit without it now */
     db->wal_on = 0;
+    overlay_unref(db->ov); /* empty, and no reader yet */
+    db->ov = NULL;
     db->wal.file->methods->close(db->wal.file);
     db->wal.file = NULL;
   }
@@ -330,6 +334,7 @@ int cairn_close(cairn_db *db) {
   }
   deferred_free(&db->def);
   page_pool_free(&db->pool);
+  overlay_unref(db->ov);
   if (db->wal.file)
     db->wal.file->methods->close(db->wal.file);
   cairn_file *f = db->pg.file;

@@ -130,9 +130,11 @@ static int dump_cf(dumper *d, cairn_txn *txn, const char *name, cairn_cf cf,
   cf_state *s = txn_cf(txn, cf, &rc);
   if (!s)
     return rc;
+  uint64_t entries;
+  if ((rc = view_entries(txn, s, &entries)) != CAIRN_OK)
+    return rc;
   char line[64];
-  snprintf(line, sizeof line, " entries=%llu\n",
-           (unsigned long long)s->entries);
+  snprintf(line, sizeof line, " entries=%llu\n", (unsigned long long)entries);
   if ((rc = d_str(d, "cf ")) || (rc = d_hex(d, name, strlen(name))) ||
       (rc = d_str(d, line)))
     return rc;
@@ -151,12 +153,12 @@ static int dump_cf(dumper *d, cairn_txn *txn, const char *name, cairn_cf cf,
   cairn_cursor_close(c);
   if (rc != CAIRN_NOTFOUND)
     return rc;
-  if (n != s->entries)
+  if (n != entries)
     return cairn__seterr(CAIRN_CORRUPT,
                          "column family '%s': %llu entries found, the "
                          "catalog records %llu",
                          name, (unsigned long long)n,
-                         (unsigned long long)s->entries);
+                         (unsigned long long)entries);
   *total += n;
   return CAIRN_OK;
 }
@@ -567,11 +569,14 @@ static int check_empty(loader *l) {
     rc = ops_cfs_get(l->txn, &cl);
   for (size_t i = 0; i < cl.n && !rc; i++) {
     cf_state *s = txn_cf(l->txn, cl.cf[i], &rc);
-    if (s && (cl.cf[i] != CAIRN_DEFAULT_CF || s->entries))
+    uint64_t n = 0;
+    if (s)
+      rc = view_entries(l->txn, s, &n);
+    if (s && !rc && (cl.cf[i] != CAIRN_DEFAULT_CF || n))
       rc = cairn__seterr(CAIRN_EXISTS,
                          "cairn_load: the database is not empty (column "
                          "family '%s'%s); load into a new database",
-                         cl.name[i], s->entries ? " holds data" : " exists");
+                         cl.name[i], n ? " holds data" : " exists");
   }
   ops_cfs_free(&cl);
   return rc;

@@ -21,6 +21,7 @@
 
 #include "cairn.h"
 #include "metrics.h"
+#include "overlay.h"
 #include "page.h"
 #include "page_pool.h"
 #include "pgmap.h"
@@ -216,6 +217,8 @@ struct cairn_txn {
   cf_state **cfs;
   size_t ncfs, capcfs;
   cairn_cursor *cursors; /* open cursors (linked through next) */
+  overlay *ov;           /* log mode: the commits after the tree's checkpoint (a
+                          * reader holds a reference; the writer uses db->ov) */
   pgmap pins;            /* cached mode: pgno -> cache_entry pinned */
   pgmap *pin_to;         /* where new pins go (a cursor's or a walk's own
                           * set); NULL = pins, held until the txn ends */
@@ -226,8 +229,10 @@ struct cairn_txn {
   pgvec local_free;     /* pages allocated and freed again in this txn */
   dirty_page **retired; /* buffers of freed dirty pages, freed at end */
   size_t nretired, capretired;
-  uint8_t *scratch; /* one page of working space */
-  uint8_t *log;     /* the commit's log record (header room + ops) */
+  uint8_t *scratch;        /* one page of working space */
+  uint8_t *log;            /* the commit's log record (header room + ops) */
+  ov_version **ov_written; /* versions this txn added (hidden on abort) */
+  size_t nov_written, capov_written;
   size_t loglen, logcap;
   int checkpoint;       /* internal txn writing the deferred pages */
   cairn_txn **snap_out; /* checkpoint: begin a read txn before unlocking */
@@ -255,6 +260,24 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out);
 /* Append one logical op to the txn's log record (a no-op without a log). */
 int wal_log_op(cairn_txn *txn, int kind, const cf_state *cf, const uint8_t *key,
                size_t klen, const uint8_t *val, size_t vlen);
+
+/* ---- what a txn sees: the overlay over the tree (view.c) --------------- */
+
+/* The value of key in cf as txn sees it (CAIRN_NOTFOUND if none). */
+int view_get(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
+             cairn_slice *val);
+/* Log mode, writer: record a put (tomb = 0) or a deletion in the overlay.
+ * CAIRN_EXISTS with noover if the key is there; CAIRN_NOTFOUND for a
+ * deletion of a missing key. */
+int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
+               const uint8_t *val, size_t vlen, int tomb, int noover);
+/* Entries of cf as txn sees them: the tree's count and the overlay's. */
+int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out);
+/* Checkpoint: apply every overlay version txn sees to its trees, in key
+ * order. */
+int view_fold(cairn_txn *txn);
+/* Abort: hide the versions the txn added. */
+void view_abort(cairn_txn *txn);
 
 /* ---- free pages -------------------------------------------------------- */
 
@@ -375,6 +398,8 @@ struct cairn_db {
   wal wal;
   deferred def;
   page_pool pool; /* writer-only: recycled dirty page buffers */
+  overlay *ov;    /* log mode: changes since the last checkpoint (swapped
+                   * with cur under meta_mu) */
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */

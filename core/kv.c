@@ -1,6 +1,7 @@
 /*
- * kv.c — the data API (get, put, del): argument checks, then the tree of
- * the column family, and the op into the commit's log record. Every limit in
+ * kv.c — the data API (get, put, del): argument checks, then the column
+ * family's tree (or, with the log, the overlay over it: view.c), and the op
+ * into the commit's log record. Every limit in
  * cairn.h is enforced here, before any page is touched, so a rejected call
  * changes nothing.
  */
@@ -32,7 +33,7 @@ int cairn_get(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice *val) {
     return rc;
   metrics *m = &txn->db->metrics;
   uint64_t t0 = metrics_sample() ? metrics_now_ns() : 0;
-  rc = btree_get(txn, s, key.data, key.size, val);
+  rc = view_get(txn, s, key.data, key.size, val);
   METRIC_ADD(m, gets, 1);
   if (t0)
     histo_record(&m->get, metrics_now_ns() - t0);
@@ -72,7 +73,11 @@ int cairn_put(cairn_txn *txn, cairn_cf cf, cairn_slice key, cairn_slice val,
     return rc;
   metrics *m = &txn->db->metrics;
   uint64_t t0 = metrics_sample() ? metrics_now_ns() : 0;
-  rc = btree_put(txn, s, key.data, key.size, val.data, val.size, flags);
+  if (txn->ov) /* log mode: the overlay takes it until a checkpoint */
+    rc = view_write(txn, s, key.data, key.size, val.data, val.size, 0,
+                    (flags & CAIRN_PUT_NOOVERWRITE) != 0);
+  else
+    rc = btree_put(txn, s, key.data, key.size, val.data, val.size, flags);
   if (!rc)
     rc = wal_log_op(txn, WAL_PUT, s, key.data, key.size, val.data, val.size);
   METRIC_ADD(m, puts, 1);
@@ -94,7 +99,10 @@ int cairn_del(cairn_txn *txn, cairn_cf cf, cairn_slice key) {
   cf_state *s = txn_cf(txn, cf, &rc);
   if (!s)
     return rc;
-  rc = btree_del(txn, s, key.data, key.size);
+  if (txn->ov)
+    rc = view_write(txn, s, key.data, key.size, NULL, 0, 1, 0);
+  else
+    rc = btree_del(txn, s, key.data, key.size);
   if (!rc)
     rc = wal_log_op(txn, WAL_DEL, s, key.data, key.size, NULL, 0);
   METRIC_ADD(&txn->db->metrics, dels, 1);

@@ -46,9 +46,11 @@ static int count_page(cairn_txn *txn, uint64_t pg, uint32_t level,
   return rc;
 }
 
-static int tree_stat(cairn_txn *txn, const cf_state *s, cairn_cf_stat *out) {
+static int tree_stat(cairn_txn *txn, cf_state *s, cairn_cf_stat *out) {
   memset(out, 0, sizeof *out);
-  out->entries = s->entries;
+  int rc = view_entries(txn, s, &out->entries);
+  if (rc)
+    return rc;
   out->depth = s->depth;
   if (s->depth > MAX_DEPTH)
     return cairn__seterr(CAIRN_CORRUPT, "tree depth %u", s->depth);

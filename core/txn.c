@@ -368,8 +368,12 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
     txn->snap = db->cur;
     txn->map = db->pg.map;
     int rc = snap_add(db, txn->snap.txnid);
-    if (!rc)
+    if (!rc) {
       live_add(db, txn);
+      txn->ov = db->ov; /* the overlay that goes with cur's tree */
+      if (txn->ov)
+        overlay_ref(txn->ov);
+    }
     cairn_mutex_unlock(&db->meta_mu);
     if (rc) {
       free(txn);
@@ -427,6 +431,7 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
   db->writer = cairn_thread_self();
   txn->snap = db->cur;
   txn->map = db->pg.map;
+  txn->ov = db->ov; /* only a writer replaces it */
   uint64_t readers = oldest_reader(db);
   uint64_t limit = db_oldest_snapshot(db);
   uint64_t young_limit = limit;
@@ -492,6 +497,9 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
   free(txn->cfs);
   free(txn->scratch);
   free(txn->log);
+  free(txn->ov_written);
+  if (txn->rdonly)
+    overlay_unref(txn->ov);
   cairn_mutex_lock(&db->meta_mu);
   live_remove(db, txn);
   if (txn->rdonly) {
@@ -508,8 +516,10 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
 void cairn_abort(cairn_txn *txn) {
   if (!txn)
     return;
-  if (!txn->rdonly)
+  if (!txn->rdonly) {
     METRIC_ADD(&txn->db->metrics, aborts, 1);
+    view_abort(txn); /* before the next writer can take the txn id */
+  }
   if (!txn->rdonly && txn->taken.len)
     freelist_return(&txn->db->fl, &txn->taken);
   txn_free_all(txn, 0);
@@ -792,7 +802,7 @@ static int checkpoint(cairn_db *db, cairn_txn **snap_out) {
     cairn_abort(txn);
     return cairn__seterr(CAIRN_NOMEM, "out of memory starting a checkpoint");
   }
-  if (!db->def.bytes && db->wal.pos == WAL_HDR &&
+  if (!db->def.bytes && (!db->ov || !db->ov->nodes) && db->wal.pos == WAL_HDR &&
       db->durable_txnid == db->cur.txnid) {
     /* Nothing to write; the snapshot starts while no commit can run. */
     rc = snap_out ? cairn_begin(db, CAIRN_TXN_RDONLY, snap_out) : CAIRN_OK;
@@ -868,7 +878,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
                          "transaction failed earlier and was aborted");
   }
   cairn_db *db = txn->db;
-  int changed = txn->dirty.len || txn->freed.len;
+  int changed = txn->dirty.len || txn->freed.len || txn->nov_written;
   for (size_t i = 0; i < txn->ncfs && !changed; i++)
     changed = txn->cfs[i]->dirty || txn->cfs[i]->dropped;
   if (!changed && !txn->checkpoint) {
@@ -884,7 +894,15 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
              (durability == CAIRN_DURABILITY_DEFAULT &&
               db->opts.durability != CAIRN_DURABILITY_LAZY);
   int logged = db->wal_on && !txn->checkpoint;
-  int rc = catalog_flush(txn);
+  overlay *fresh = NULL; /* a checkpoint's empty overlay for what follows */
+  int rc = CAIRN_OK;
+  if (txn->checkpoint && db->ov) {
+    fresh = overlay_new();
+    rc = fresh ? view_fold(txn)
+               : cairn__seterr(CAIRN_NOMEM, "out of memory checkpointing");
+  }
+  if (!rc)
+    rc = catalog_flush(txn);
   if (!rc && !logged)
     rc = freelist_persist(txn);
   dirty_page **ds = NULL;
@@ -909,6 +927,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   }
   if (rc) {
     free(ds);
+    overlay_unref(fresh);
     cairn_abort(txn);
     return rc;
   }
@@ -928,8 +947,13 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     free_pages = freelist_total(&db->fl) + txn->freed.len + young.len +
                  txn->local_free.len;
   }
+  overlay *folded = NULL;
   cairn_mutex_lock(&db->meta_mu);
   db->cur = txn->snap;
+  if (fresh) { /* the new tree holds what the overlay held */
+    folded = db->ov;
+    db->ov = fresh;
+  }
   if (logged) {
     db->free_pages = free_pages;
     if (sync && !db->replaying)
@@ -940,6 +964,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     db->durable_slot = 1 - db->durable_slot;
   }
   cairn_mutex_unlock(&db->meta_mu);
+  overlay_unref(folded); /* readers that began before keep theirs */
   if (txn->checkpoint) {
     /* Every deferred page is in the file under a durable meta page now:
      * readers that start from here on read them there, and the log
@@ -1004,6 +1029,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   int ckpt = logged && !db->replaying && !db->rdonly &&
              (db->def.bytes >= checkpoint_bytes(db) ||
               db->wal.pos >= checkpoint_bytes(db) ||
+              (db->ov && db->ov->bytes >= checkpoint_bytes(db)) ||
               (db->freed_since_ckpt > 16 &&
                db->freed_since_ckpt > txn->snap.page_count / 4));
   int is_checkpoint = txn->checkpoint;

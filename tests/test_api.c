@@ -812,6 +812,7 @@ static void test_huge_value(void) {
   CHECK_OK(cairn_begin(db, 0, &t));
   CHECK_OK(put_s(t, 0, "x", "y"));
   CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_checkpoint(db)); /* the tree drops the run here */
   cairn_db_stat st;
   if (CHECK_OK(cairn_db_stat_get(db, &st)))
     CHECK(st.pages_free * st.page_size >= n - n / 8);
@@ -843,6 +844,7 @@ static void test_many_keys(void) {
         break;
     }
     CHECK_OK(cairn_commit(t));
+    CHECK_OK(cairn_checkpoint(db)); /* pages: the checkpointed tree */
     CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t));
     cairn_cf_stat cs;
     if (CHECK_OK(cairn_cf_stat_get(t, 0, &cs))) {
@@ -899,8 +901,13 @@ static void test_many_keys(void) {
       CHECK_OK(cairn_del(t, 0, ts_str(k)));
     }
     if (CHECK_OK(cairn_cf_stat_get(t, 0, &cs)))
-      CHECK(cs.entries == 0 && cs.depth == 0);
+      CHECK(cs.entries == 0);
     CHECK_OK(cairn_commit(t));
+    CHECK_OK(cairn_checkpoint(db));
+    CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t));
+    if (CHECK_OK(cairn_cf_stat_get(t, 0, &cs)))
+      CHECK(cs.entries == 0 && cs.depth == 0);
+    cairn_abort(t);
     check_clean(db);
     CHECK_OK(cairn_close(db));
   }
@@ -1529,9 +1536,9 @@ static void test_stats(void) {
     CHECK(cs.entries == 0 && cs.depth == 0 && cs.leaf_pages == 0 &&
           cs.branch_pages == 0 && cs.overflow_pages == 0);
   CHECK_OK(put_s(t, a, "k", "v"));
+  /* with the log, the put waits in the overlay: only entries counts it */
   if (CHECK_OK(cairn_cf_stat_get(t, a, &cs)))
-    CHECK(cs.entries == 1 && cs.depth == 1 && cs.leaf_pages == 1 &&
-          cs.branch_pages == 0 && cs.overflow_pages == 0);
+    CHECK(cs.entries == 1 && cs.overflow_pages == 0);
   for (int i = 0; i < 2000; i++) {
     char k[16];
     snprintf(k, sizeof k, "key%06d", i);

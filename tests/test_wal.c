@@ -1,5 +1,5 @@
 /*
- * test_wal.c — the write-ahead log (core/wal.c, core/deferred.c) on the
+ * test_wal.c — the write-ahead log (core/wal.c, core/view.c) on the
  * fault platform, where a crash keeps, drops or tears unsynced writes:
  *
  *   - acknowledged commits (puts, deletes, column family creates and drops,

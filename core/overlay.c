@@ -1,0 +1,234 @@
+/*
+ * overlay.c — the overlay's skip list and arena (see overlay.h).
+ *
+ * A node is published by storing it into its predecessors' links bottom up
+ * with release order, after its key and first version are written, so a
+ * reader that reaches it (acquire) sees it whole. Versions are prepended
+ * the same way. Nothing is freed before the last reference goes: the arena
+ * is released as one.
+ */
+#include "overlay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ov_block {
+  ov_block *next;
+  size_t size;
+  uint8_t data[];
+};
+
+#define OV_BLOCK (256u << 10)
+
+static void *arena_alloc(overlay *ov, ov_arena *a, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  if (n > a->left) {
+    size_t size = n > OV_BLOCK / 4 ? n : OV_BLOCK;
+    ov_block *b = malloc(sizeof *b + size);
+    if (!b)
+      return NULL;
+    b->size = size;
+    ov->bytes += sizeof *b + size;
+    if (size != OV_BLOCK) { /* a big value: its own block, keep the rest */
+      b->next = a->blocks ? a->blocks->next : NULL;
+      if (a->blocks)
+        a->blocks->next = b;
+      else
+        a->blocks = b;
+      return b->data;
+    }
+    b->next = a->blocks;
+    a->blocks = b;
+    a->cur = b->data;
+    a->left = size;
+  }
+  void *p = a->cur;
+  a->cur += n;
+  a->left -= n;
+  return p;
+}
+
+static void arena_free(ov_arena *a) {
+  for (ov_block *b = a->blocks, *n; b; b = n) {
+    n = b->next;
+    free(b);
+  }
+}
+
+overlay *overlay_new(void) {
+  overlay *ov = calloc(1, sizeof *ov);
+  if (!ov)
+    return NULL;
+  ov->rng = 0x2545f4914f6cdd1dull;
+  ov->head = arena_alloc(ov, &ov->nodes_arena,
+                         sizeof(ov_node) + OV_MAX_HEIGHT * sizeof(ov_node *));
+  if (!ov->head) {
+    free(ov);
+    return NULL;
+  }
+  memset(ov->head, 0, sizeof(ov_node) + OV_MAX_HEIGHT * sizeof(ov_node *));
+  ov->head->height = OV_MAX_HEIGHT;
+  atomic_store(&ov->height, 1);
+  atomic_store(&ov->refs, 1);
+  return ov;
+}
+
+void overlay_ref(overlay *ov) {
+  atomic_fetch_add_explicit(&ov->refs, 1, memory_order_relaxed);
+}
+
+void overlay_unref(overlay *ov) {
+  if (!ov || atomic_fetch_sub_explicit(&ov->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  arena_free(&ov->nodes_arena);
+  arena_free(&ov->data_arena);
+  free(ov);
+}
+
+static uint64_t key_prefix(const uint8_t *key, size_t klen) {
+  uint64_t p = 0;
+  for (size_t i = 0; i < 8; i++)
+    p = p << 8 | (i < klen ? key[i] : 0u);
+  return p;
+}
+
+/* (cf, key) order: column family first, then bytes, shorter first. The
+ * prefix decides most compares without touching the key bytes. */
+static int node_cmp(const ov_node *n, uint32_t cf, uint64_t prefix,
+                    const uint8_t *key, size_t klen) {
+  if (n->cf != cf)
+    return n->cf < cf ? -1 : 1;
+  if (n->prefix != prefix)
+    return n->prefix < prefix ? -1 : 1;
+  size_t m = n->klen < klen ? n->klen : klen;
+  int c = m ? memcmp(n->key, key, m) : 0;
+  if (c)
+    return c;
+  return n->klen < klen ? -1 : n->klen > klen;
+}
+
+static ov_node *link(ov_node *n, int level) {
+  return atomic_load_explicit(&n->next[level], memory_order_acquire);
+}
+
+/* The last node < (cf, key) at every level (prev may be NULL). */
+static ov_node *find_lt(overlay *ov, uint32_t cf, const uint8_t *key,
+                        size_t klen, ov_node **prev) {
+  ov_node *x = ov->head;
+  uint64_t prefix = key_prefix(key, klen);
+  for (int level = atomic_load_explicit(&ov->height, memory_order_relaxed) - 1;
+       level >= 0; level--) {
+    ov_node *n;
+    while ((n = link(x, level)) && node_cmp(n, cf, prefix, key, klen) < 0)
+      x = n;
+    if (prev)
+      prev[level] = x;
+  }
+  return x;
+}
+
+ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen) {
+  ov_node *n = link(find_lt(ov, cf, key, klen, NULL), 0);
+  return n && node_cmp(n, cf, key_prefix(key, klen), key, klen) == 0 ? n : NULL;
+}
+
+static int random_height(overlay *ov) {
+  int h = 1;
+  while (h < OV_MAX_HEIGHT) {
+    ov->rng ^= ov->rng << 13;
+    ov->rng ^= ov->rng >> 7;
+    ov->rng ^= ov->rng << 17;
+    if (ov->rng & 3) /* one in four goes up a level */
+      break;
+    h++;
+  }
+  return h;
+}
+
+ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen) {
+  ov_node *prev[OV_MAX_HEIGHT];
+  ov_node *n = link(find_lt(ov, cf, key, klen, prev), 0);
+  uint64_t prefix = key_prefix(key, klen);
+  if (n && node_cmp(n, cf, prefix, key, klen) == 0)
+    return n;
+  int h = random_height(ov);
+  n = arena_alloc(ov, &ov->nodes_arena,
+                  sizeof *n + (size_t)h * sizeof(ov_node *) + klen);
+  if (!n)
+    return NULL;
+  uint8_t *k = (uint8_t *)n + sizeof *n + (size_t)h * sizeof(ov_node *);
+  if (klen)
+    memcpy(k, key, klen);
+  n->prefix = prefix;
+  n->cf = cf;
+  n->klen = (uint16_t)klen;
+  n->height = (uint8_t)h;
+  atomic_store_explicit(&n->in_base, OV_BASE_UNKNOWN, memory_order_relaxed);
+  n->key = k;
+  atomic_store_explicit(&n->newest, NULL, memory_order_relaxed);
+  int height = atomic_load_explicit(&ov->height, memory_order_relaxed);
+  for (int i = height; i < h; i++)
+    prev[i] = ov->head;
+  if (h > height) /* readers seeing the new height find head links NULL */
+    atomic_store_explicit(&ov->height, h, memory_order_relaxed);
+  for (int i = 0; i < h; i++) {
+    atomic_store_explicit(&n->next[i], link(prev[i], i), memory_order_relaxed);
+    atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
+  }
+  ov->nodes++;
+  return n;
+}
+
+ov_version *overlay_add(overlay *ov, ov_node *node, uint64_t txnid,
+                        const uint8_t *val, size_t vlen, int tomb) {
+  ov_version *v = arena_alloc(ov, &ov->data_arena, sizeof *v);
+  uint8_t *copy = vlen ? arena_alloc(ov, &ov->data_arena, vlen) : NULL;
+  if (!v || (vlen && !copy))
+    return NULL;
+  if (vlen)
+    memcpy(copy, val, vlen);
+  atomic_store_explicit(&v->txnid, txnid, memory_order_relaxed);
+  v->older = atomic_load_explicit(&node->newest, memory_order_relaxed);
+  v->val = copy;
+  v->vlen = (uint32_t)vlen;
+  v->tomb = (uint8_t) !!tomb;
+  atomic_store_explicit(&node->newest, v, memory_order_release);
+  return v;
+}
+
+ov_node *overlay_seek(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen) {
+  ov_node *n = link(find_lt(ov, cf, key, klen, NULL), 0);
+  return n && n->cf == cf ? n : NULL;
+}
+
+ov_node *overlay_seek_lt(overlay *ov, uint32_t cf, const uint8_t *key,
+                         size_t klen) {
+  ov_node *x;
+  if (key) {
+    x = find_lt(ov, cf, key, klen, NULL);
+  } else if (cf == UINT32_MAX) { /* the last node of all */
+    x = ov->head;
+    for (int level =
+             atomic_load_explicit(&ov->height, memory_order_relaxed) - 1;
+         level >= 0; level--) {
+      ov_node *n;
+      while ((n = link(x, level)))
+        x = n;
+    }
+  } else {
+    x = find_lt(ov, cf + 1, NULL, 0, NULL);
+  }
+  return x != ov->head && x->cf == cf ? x : NULL;
+}
+
+ov_node *overlay_next(const ov_node *n) {
+  ov_node *x = link((ov_node *)n, 0);
+  return x && x->cf == n->cf ? x : NULL;
+}
+
+ov_node *overlay_first_any(overlay *ov) { return link(ov->head, 0); }
+
+ov_node *overlay_next_any(const ov_node *n) { return link((ov_node *)n, 0); }

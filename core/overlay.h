@@ -1,0 +1,108 @@
+/*
+ * overlay.h — the in-memory ordered overlay of committed-but-not-
+ * checkpointed changes (write-ahead log mode).
+ *
+ * Readers and the writer consult it before the tree: for (cf, key) the
+ * newest version whose txn id is <= the reader's snapshot wins; a deletion
+ * is a version too (a tombstone). The tree underneath is the last
+ * checkpoint's and does not change while the overlay lives; a checkpoint
+ * folds the overlay into a new tree in key order and starts a new overlay.
+ *
+ * Concurrency: one writer (the holder of the write lock) inserts; any
+ * number of readers search and iterate without locks. Nodes and versions
+ * are never unlinked or freed while the overlay lives, so a pointer a
+ * reader holds stays valid until it drops its reference. Versions of an
+ * aborted txn are hidden by setting their txn id to OV_ABORTED.
+ */
+#ifndef CAIRN_OVERLAY_H
+#define CAIRN_OVERLAY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OV_MAX_HEIGHT 16
+#define OV_ABORTED UINT64_MAX
+
+typedef struct ov_version {
+  _Atomic uint64_t txnid;
+  struct ov_version *older;
+  const uint8_t *val;
+  uint32_t vlen;
+  uint8_t tomb;
+} ov_version;
+
+#define OV_BASE_UNKNOWN 2
+
+typedef struct ov_node {
+  uint64_t prefix; /* the key's first 8 bytes, big-endian: most compares */
+  uint32_t cf;
+  uint16_t klen;
+  uint8_t height;
+  /* Is the key in the checkpointed tree? 0/1, or OV_BASE_UNKNOWN until
+   * someone needs it: a function of a tree that does not change while the
+   * overlay lives, so any thread may fill it in. */
+  _Atomic uint8_t in_base;
+  ov_version *_Atomic newest;
+  const uint8_t *key;
+  struct ov_node *_Atomic next[]; /* height links */
+} ov_node;
+
+typedef struct ov_block ov_block;
+typedef struct ov_arena {
+  ov_block *blocks;
+  uint8_t *cur;
+  size_t left;
+} ov_arena;
+
+typedef struct overlay {
+  ov_node *head; /* sentinel: OV_MAX_HEIGHT links, no key */
+  _Atomic int height;
+  _Atomic long refs; /* the db's + one per read txn using it */
+  uint64_t bytes;    /* writer: memory held (the checkpoint budget) */
+  uint64_t nodes;    /* writer */
+  uint64_t rng;
+  /* two arenas: nodes packed together keep searches in fewer cache lines
+   * than nodes interleaved with values */
+  ov_arena nodes_arena, data_arena;
+} overlay;
+
+overlay *overlay_new(void);
+void overlay_ref(overlay *ov);
+/* Drop a reference; the last one frees everything. */
+void overlay_unref(overlay *ov);
+
+/* Writer: the node for (cf, key), or NULL. */
+ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen);
+/* Writer: the node for (cf, key), created if missing (one search). */
+ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen);
+/* Writer: a new newest version of node (val copied; tomb = deletion). */
+ov_version *overlay_add(overlay *ov, ov_node *node, uint64_t txnid,
+                        const uint8_t *val, size_t vlen, int tomb);
+
+/* The version a snapshot sees (txn ids <= snap), or NULL. */
+static inline const ov_version *ov_visible(const ov_node *n, uint64_t snap) {
+  const ov_version *v =
+      atomic_load_explicit(&((ov_node *)n)->newest, memory_order_acquire);
+  while (v && atomic_load_explicit(&((ov_version *)v)->txnid,
+                                   memory_order_relaxed) > snap)
+    v = v->older;
+  return v;
+}
+
+/* Any thread: the first node >= (cf, key) (NULL: none, or another cf). */
+ov_node *overlay_seek(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen);
+/* Any thread: the last node < (cf, key) of the same cf; key NULL = the
+ * last node of cf. */
+ov_node *overlay_seek_lt(overlay *ov, uint32_t cf, const uint8_t *key,
+                         size_t klen);
+/* The next node of the same cf, or NULL. */
+ov_node *overlay_next(const ov_node *n);
+/* Every node in (cf, key) order: the first, and the one after n. */
+ov_node *overlay_first_any(overlay *ov);
+ov_node *overlay_next_any(const ov_node *n);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * view.c — what a transaction sees with the write-ahead log: the overlay of
+ * commits since the last checkpoint (overlay.h) over the checkpointed tree,
+ * and the checkpoint's fold of the one into the other.
+ *
+ * Invariant: between checkpoints no data write changes a tree; a put or
+ * delete only adds an overlay version stamped with its txn id, so a reader
+ * sees exactly the versions at or below its snapshot over the tree it began
+ * with, and the writer sees its own. A plain put writes blind (no tree
+ * read); a node records, once someone needs it, whether its key is in the
+ * tree (fixed while the overlay lives), so counting entries and deciding
+ * delete-or-NOTFOUND read the tree at most once per key.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+int view_get(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
+             cairn_slice *val) {
+  if (txn->ov) {
+    ov_node *n = overlay_find(txn->ov, s->id, key, klen);
+    const ov_version *v = n ? ov_visible(n, txn->snap.txnid) : NULL;
+    if (v) {
+      if (v->tomb)
+        return CAIRN_NOTFOUND;
+      val->data = v->val;
+      val->size = v->vlen;
+      return CAIRN_OK;
+    }
+  }
+  return btree_get(txn, s, key, klen, val);
+}
+
+/* Room to remember one more version: one the txn could not hide on abort
+ * must never be added. */
+static int reserve_written(cairn_txn *txn) {
+  if (txn->nov_written == txn->capov_written) {
+    size_t cap = txn->capov_written ? 2 * txn->capov_written : 64;
+    ov_version **n = realloc(txn->ov_written, cap * sizeof *n);
+    if (!n)
+      return CAIRN_NOMEM;
+    txn->ov_written = n;
+    txn->capov_written = cap;
+  }
+  return CAIRN_OK;
+}
+
+/* Is n's key in the checkpointed tree? Looked up once per node. */
+static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, int *out) {
+  unsigned b = atomic_load_explicit(&n->in_base, memory_order_relaxed);
+  if (b == OV_BASE_UNKNOWN) {
+    cairn_slice old;
+    int rc = btree_get(txn, s, n->key, n->klen, &old);
+    if (rc && rc != CAIRN_NOTFOUND)
+      return rc;
+    b = rc == CAIRN_OK;
+    atomic_store_explicit(&n->in_base, (uint8_t)b, memory_order_relaxed);
+  }
+  *out = (int)b;
+  return CAIRN_OK;
+}
+
+int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
+               const uint8_t *val, size_t vlen, int tomb, int noover) {
+  overlay *ov = txn->ov;
+  ov_node *n = overlay_node(ov, s->id, key, klen);
+  if (!n)
+    return txn_fail(
+        txn, cairn__seterr(CAIRN_NOMEM, "out of memory for the overlay"));
+  if (tomb || noover) { /* a plain put need not know: it writes blind */
+    const ov_version *v = ov_visible(n, txn->snap.txnid);
+    int exists = v && !v->tomb;
+    if (!v) {
+      int rc = in_base(txn, s, n, &exists);
+      if (rc)
+        return txn_fail(txn, rc);
+    }
+    if (noover && exists)
+      return CAIRN_EXISTS;
+    if (tomb && !exists)
+      return CAIRN_NOTFOUND;
+  }
+  ov_version *v = NULL;
+  if (reserve_written(txn) == CAIRN_OK)
+    v = overlay_add(ov, n, txn->snap.txnid, val, vlen, tomb);
+  if (!v)
+    return txn_fail(
+        txn, cairn__seterr(CAIRN_NOMEM, "out of memory for the overlay"));
+  txn->ov_written[txn->nov_written++] = v;
+  return CAIRN_OK;
+}
+
+void view_abort(cairn_txn *txn) {
+  for (size_t i = 0; i < txn->nov_written; i++)
+    atomic_store_explicit(&txn->ov_written[i]->txnid, OV_ABORTED,
+                          memory_order_relaxed);
+  txn->nov_written = 0;
+}
+
+int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
+  int64_t delta = 0;
+  if (txn->ov)
+    for (ov_node *n = overlay_seek(txn->ov, s->id, (const uint8_t *)"", 0); n;
+         n = overlay_next(n)) {
+      const ov_version *v = ov_visible(n, txn->snap.txnid);
+      int base;
+      if (!v)
+        continue;
+      int rc = in_base(txn, s, n, &base);
+      if (rc)
+        return rc;
+      delta += (int64_t)!v->tomb - (int64_t)base;
+    }
+  if (delta < 0 && (uint64_t)-delta > s->entries)
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "column family '%s': the overlay deletes more "
+                         "entries than the tree holds",
+                         s->name);
+  *out = s->entries + (uint64_t)delta;
+  return CAIRN_OK;
+}
+
+int view_fold(cairn_txn *txn) {
+  overlay *ov = txn->ov;
+  if (!ov)
+    return CAIRN_OK;
+  int rc = CAIRN_OK;
+  cf_state *s = NULL;
+  uint32_t cf = 0;
+  int have_cf = 0;
+  for (ov_node *n = overlay_first_any(ov); n && !rc; n = overlay_next_any(n)) {
+    if (!have_cf || n->cf != cf) {
+      cf = n->cf;
+      have_cf = 1;
+      s = txn_cf(txn, cf, &rc);
+      if (rc == CAIRN_NOTFOUND) { /* dropped since: its versions are moot */
+        rc = CAIRN_OK;
+        cairn__clearerr();
+      }
+    }
+    if (!s)
+      continue;
+    const ov_version *v = ov_visible(n, txn->snap.txnid);
+    if (!v || (v->tomb &&
+               atomic_load_explicit(&n->in_base, memory_order_relaxed) == 0))
+      continue; /* nothing to change */
+    if (v->tomb) {
+      rc = btree_del(txn, s, n->key, n->klen);
+      if (rc == CAIRN_NOTFOUND)
+        rc = CAIRN_OK;
+    } else {
+      rc = btree_put(txn, s, n->key, n->klen, v->val, v->vlen, 0);
+    }
+  }
+  return rc;
+}

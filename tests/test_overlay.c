@@ -1,0 +1,316 @@
+/*
+ * test_overlay.c — the in-memory overlay of the write-ahead log mode
+ * (core/overlay.c, core/view.c): commits since the last checkpoint live
+ * there, over the checkpointed tree, until a checkpoint folds them in.
+ *
+ *   - gets, cursors (both directions, bounds) and entry counts merge the
+ *     overlay with the tree: overwrites shadow tree entries, deletions
+ *     hide them, and a key only in the overlay appears in order;
+ *   - delete of a missing key is NOTFOUND and NOOVERWRITE of a present key
+ *     is EXISTS whether the key is in the tree or only in the overlay;
+ *   - an aborted txn's versions stay hidden, also from the next txn (which
+ *     takes the same txn id);
+ *   - a read txn and its cursor that began before a checkpoint keep their
+ *     state while commits and checkpoints go on (readers hold the old
+ *     overlay and tree), and the overlay's memory goes with the last one;
+ *   - a cursor in a write txn sees the txn's own writes, including keys
+ *     inserted right after its position;
+ *   - the fold leaves the same content and counts in the tree (checked by
+ *     cairn_check and a reopen).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "platform.h"
+#include "test_util.h"
+
+#include "test_support.h"
+
+static cairn_db *open_mem(const char *path, int create) {
+  cairn_options o;
+  ts_options(&o, "memory", 4096);
+  if (create)
+    o.flags |= CAIRN_OPEN_CREATE;
+  cairn_db *db = NULL;
+  CHECK_OK(cairn_open(path, &o, &db));
+  return db;
+}
+
+static int put(cairn_txn *t, const char *k, const char *v) {
+  return cairn_put(t, CAIRN_DEFAULT_CF, ts_str(k), ts_str(v), 0);
+}
+
+static int get_is(cairn_txn *t, const char *k, const char *want) {
+  cairn_slice v;
+  int rc = cairn_get(t, CAIRN_DEFAULT_CF, ts_str(k), &v);
+  if (!want)
+    return rc == CAIRN_NOTFOUND;
+  return rc == CAIRN_OK && v.size == strlen(want) &&
+         memcmp(v.data, want, v.size) == 0;
+}
+
+static uint64_t entries(cairn_txn *t) {
+  cairn_cf_stat cs;
+  return CHECK_OK(cairn_cf_stat_get(t, CAIRN_DEFAULT_CF, &cs)) ? cs.entries
+                                                               : UINT64_MAX;
+}
+
+/* The keys a cursor visits, joined by ',' (forward or reverse). */
+static void walk(cairn_txn *t, int forward, const char *lo, const char *hi,
+                 char *out, size_t cap) {
+  cairn_cursor *c = NULL;
+  out[0] = 0;
+  if (!CHECK_OK(cairn_cursor_open(t, CAIRN_DEFAULT_CF, &c)))
+    return;
+  if (lo || hi)
+    CHECK_OK(cairn_cursor_bounds(c, lo ? ts_str(lo) : (cairn_slice){0},
+                                 hi ? ts_str(hi) : (cairn_slice){0}));
+  int rc = forward ? cairn_cursor_first(c) : cairn_cursor_last(c);
+  size_t n = 0;
+  while (rc == CAIRN_OK) {
+    cairn_slice k, v;
+    if (!CHECK_OK(cairn_cursor_get(c, &k, &v)))
+      break;
+    if (n + k.size + 2 < cap) {
+      if (n)
+        out[n++] = ',';
+      memcpy(out + n, k.data, k.size);
+      n += k.size;
+      out[n] = 0;
+    }
+    rc = forward ? cairn_cursor_next(c) : cairn_cursor_prev(c);
+  }
+  CHECK_RC(rc, CAIRN_NOTFOUND);
+  cairn_cursor_close(c);
+}
+
+static void test_merge(void) {
+  ts_set_ctx("merge of overlay and tree");
+  cairn_platform_memory_reset();
+  cairn_db *db = open_mem("ov.db", 1);
+  if (!db)
+    return;
+  cairn_txn *t = NULL;
+  /* the tree: b d f h */
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK_OK(put(t, "b", "tree-b"));
+  CHECK_OK(put(t, "d", "tree-d"));
+  CHECK_OK(put(t, "f", "tree-f"));
+  CHECK_OK(put(t, "h", "tree-h"));
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_checkpoint(db));
+  /* the overlay: a new, d overwritten, f deleted, g new, z new then
+   * deleted */
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK_OK(put(t, "a", "ov-a"));
+  CHECK_OK(put(t, "d", "ov-d"));
+  CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("f")));
+  CHECK_OK(put(t, "g", "ov-g"));
+  CHECK_OK(put(t, "z", "ov-z"));
+  CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("z")));
+  CHECK_RC(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("f")), CAIRN_NOTFOUND);
+  CHECK_RC(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("q")), CAIRN_NOTFOUND);
+  CHECK_RC(cairn_put(t, CAIRN_DEFAULT_CF, ts_str("b"), ts_str("x"),
+                     CAIRN_PUT_NOOVERWRITE),
+           CAIRN_EXISTS);
+  CHECK_RC(cairn_put(t, CAIRN_DEFAULT_CF, ts_str("g"), ts_str("x"),
+                     CAIRN_PUT_NOOVERWRITE),
+           CAIRN_EXISTS);
+  CHECK_OK(cairn_put(t, CAIRN_DEFAULT_CF, ts_str("f"), ts_str("ov-f2"),
+                     CAIRN_PUT_NOOVERWRITE));
+  CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("f")));
+  CHECK(entries(t) == 5); /* a b d g h */
+  CHECK_OK(cairn_commit(t));
+
+  char got[256];
+  for (int pass = 0; pass < 2; pass++) { /* before and after the fold */
+    CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t));
+    CHECK(get_is(t, "a", "ov-a") && get_is(t, "b", "tree-b") &&
+          get_is(t, "d", "ov-d") && get_is(t, "f", NULL) &&
+          get_is(t, "g", "ov-g") && get_is(t, "h", "tree-h") &&
+          get_is(t, "z", NULL));
+    CHECK(entries(t) == 5);
+    walk(t, 1, NULL, NULL, got, sizeof got);
+    if (!CHECK(strcmp(got, "a,b,d,g,h") == 0))
+      printf("    forward: %s (pass %d)\n", got, pass);
+    walk(t, 0, NULL, NULL, got, sizeof got);
+    if (!CHECK(strcmp(got, "h,g,d,b,a") == 0))
+      printf("    reverse: %s (pass %d)\n", got, pass);
+    walk(t, 1, "c", "h", got, sizeof got);
+    if (!CHECK(strcmp(got, "d,g") == 0))
+      printf("    bounded: %s (pass %d)\n", got, pass);
+    walk(t, 0, "b", "g", got, sizeof got);
+    if (!CHECK(strcmp(got, "d,b") == 0))
+      printf("    bounded reverse: %s (pass %d)\n", got, pass);
+    cairn_abort(t);
+    CHECK_OK(cairn_checkpoint(db));
+  }
+  CHECK_OK(cairn_check(db, NULL, NULL));
+  CHECK_OK(cairn_close(db));
+  db = open_mem("ov.db", 0);
+  if (db) {
+    CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t));
+    walk(t, 1, NULL, NULL, got, sizeof got);
+    CHECK(strcmp(got, "a,b,d,g,h") == 0);
+    CHECK(entries(t) == 5);
+    cairn_abort(t);
+    CHECK_OK(cairn_close(db));
+  }
+}
+
+static void test_abort_hides(void) {
+  ts_set_ctx("aborted versions stay hidden");
+  cairn_platform_memory_reset();
+  cairn_db *db = open_mem("ab.db", 1);
+  if (!db)
+    return;
+  cairn_txn *t = NULL;
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK_OK(put(t, "k", "committed"));
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_begin(db, 0, &t));
+  uint64_t id = cairn_txn_id(t);
+  CHECK_OK(put(t, "k", "aborted"));
+  CHECK_OK(put(t, "new", "aborted"));
+  CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("k")));
+  CHECK(get_is(t, "k", NULL));
+  cairn_abort(t);
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK(cairn_txn_id(t) == id); /* the same id as the aborted one */
+  CHECK(get_is(t, "k", "committed") && get_is(t, "new", NULL));
+  CHECK(entries(t) == 1);
+  CHECK_OK(put(t, "other", "v"));
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t));
+  CHECK(get_is(t, "k", "committed") && get_is(t, "new", NULL) &&
+        get_is(t, "other", "v"));
+  CHECK(entries(t) == 2);
+  cairn_abort(t);
+  CHECK_OK(cairn_checkpoint(db));
+  CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t));
+  CHECK(get_is(t, "k", "committed") && get_is(t, "new", NULL));
+  CHECK(entries(t) == 2);
+  cairn_abort(t);
+  CHECK_OK(cairn_close(db));
+}
+
+/* A reader and its cursor began before several checkpoints: its state and
+ * its position hold while the writer rewrites everything. */
+static void test_reader_spans_checkpoints(void) {
+  ts_set_ctx("a cursor across checkpoints");
+  cairn_platform_memory_reset();
+  cairn_db *db = open_mem("span.db", 1);
+  if (!db)
+    return;
+  cairn_txn *t = NULL;
+  int n = (int)ts_scaled(3000, 300);
+  CHECK_OK(cairn_begin(db, 0, &t));
+  for (int i = 0; i < n; i++) {
+    char k[16], v[16];
+    snprintf(k, sizeof k, "k%06d", i);
+    snprintf(v, sizeof v, "v0-%d", i);
+    CHECK_OK(put(t, k, v));
+  }
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_checkpoint(db));
+  CHECK_OK(cairn_begin(db, 0, &t)); /* half the keys in the overlay */
+  for (int i = 0; i < n; i += 2) {
+    char k[16], v[16];
+    snprintf(k, sizeof k, "k%06d", i);
+    snprintf(v, sizeof v, "v1-%d", i);
+    CHECK_OK(put(t, k, v));
+  }
+  CHECK_OK(cairn_commit(t));
+  cairn_txn *r = NULL;
+  cairn_cursor *c = NULL;
+  CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &r));
+  CHECK_OK(cairn_cursor_open(r, CAIRN_DEFAULT_CF, &c));
+  int rc = cairn_cursor_first(c), seen = 0, bad = 0;
+  for (int round = 0; rc == CAIRN_OK; round++) {
+    cairn_slice k, v;
+    if (!CHECK_OK(cairn_cursor_get(c, &k, &v)))
+      break;
+    char want[16];
+    snprintf(want, sizeof want, "v%d-%d", seen % 2 ? 0 : 1, seen);
+    bad += v.size != strlen(want) || memcmp(v.data, want, v.size) != 0;
+    seen++;
+    if (round % (n / 6) == 0) { /* the writer rewrites, deletes, folds */
+      cairn_txn *w = NULL;
+      CHECK_OK(cairn_begin(db, 0, &w));
+      for (int i = 0; i < n; i += 3) {
+        char key[16];
+        snprintf(key, sizeof key, "k%06d", i);
+        if (i % 2) { /* (gone already after the first round) */
+          int drc = cairn_del(w, CAIRN_DEFAULT_CF, ts_str(key));
+          CHECK(drc == CAIRN_OK || drc == CAIRN_NOTFOUND);
+        } else
+          CHECK_OK(put(w, key, "rewritten"));
+      }
+      CHECK_OK(cairn_commit(w));
+      CHECK_OK(cairn_checkpoint(db));
+    }
+    rc = cairn_cursor_next(c);
+  }
+  CHECK_RC(rc, CAIRN_NOTFOUND);
+  CHECK(seen == n && bad == 0);
+  CHECK(entries(r) == (uint64_t)n);
+  cairn_cursor_close(c);
+  cairn_abort(r);
+  CHECK_OK(cairn_check(db, NULL, NULL));
+  CHECK_OK(cairn_close(db));
+}
+
+/* A write txn's cursor sees keys the txn inserts right after it. */
+static void test_writer_cursor(void) {
+  ts_set_ctx("a write txn's cursor");
+  cairn_platform_memory_reset();
+  cairn_db *db = open_mem("wc.db", 1);
+  if (!db)
+    return;
+  cairn_txn *t = NULL;
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK_OK(put(t, "b", "1"));
+  CHECK_OK(put(t, "e", "1"));
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_checkpoint(db));
+  CHECK_OK(cairn_begin(db, 0, &t));
+  cairn_cursor *c = NULL;
+  CHECK_OK(cairn_cursor_open(t, CAIRN_DEFAULT_CF, &c));
+  CHECK_OK(cairn_cursor_first(c)); /* on b */
+  CHECK_OK(put(t, "c", "2"));      /* right after the cursor */
+  CHECK_OK(put(t, "d", "2"));
+  CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("e")));
+  cairn_slice k, v;
+  CHECK_OK(cairn_cursor_next(c));
+  if (CHECK_OK(cairn_cursor_get(c, &k, &v)))
+    CHECK(k.size == 1 && *(const char *)k.data == 'c');
+  CHECK_OK(put(t, "c", "3")); /* overwrite under the cursor */
+  if (CHECK_OK(cairn_cursor_get(c, &k, &v)))
+    CHECK(v.size == 1 && *(const char *)v.data == '3');
+  CHECK_OK(cairn_cursor_next(c));
+  if (CHECK_OK(cairn_cursor_get(c, &k, &v)))
+    CHECK(k.size == 1 && *(const char *)k.data == 'd');
+  CHECK_RC(cairn_cursor_next(c), CAIRN_NOTFOUND); /* e is deleted */
+  CHECK_OK(cairn_cursor_last(c));
+  if (CHECK_OK(cairn_cursor_get(c, &k, &v)))
+    CHECK(k.size == 1 && *(const char *)k.data == 'd');
+  CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("d")));
+  CHECK_RC(cairn_cursor_get(c, &k, &v), CAIRN_NOTFOUND);
+  CHECK_OK(cairn_cursor_prev(c));
+  if (CHECK_OK(cairn_cursor_get(c, &k, &v)))
+    CHECK(k.size == 1 && *(const char *)k.data == 'c');
+  cairn_cursor_close(c);
+  CHECK(entries(t) == 2);
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_close(db));
+}
+
+int main(void) {
+  test_merge();
+  test_abort_hides();
+  test_reader_spans_checkpoints();
+  test_writer_cursor();
+  return test_summary();
+}
