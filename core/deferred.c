@@ -1,7 +1,8 @@
 /*
- * deferred.c — the deferred page table: pages of commits made durable by
- * the write-ahead log whose tree pages have not been written to the file
- * yet (the next checkpoint writes them).
+ * deferred.c — the deferred page table: pages that commits made durable by
+ * the write-ahead log copied but did not write to the file yet (the next
+ * checkpoint writes them). Data changes live in the overlay (overlay.c);
+ * what comes here are the catalog pages of column family creates and drops.
  *
  * One writer changes the table; readers on any thread look pages up without
  * a lock. Invariants that make that safe:

@@ -118,8 +118,8 @@ typedef struct cairn_options {
   size_t cache_pages;          /* page cache bound in cached mode; 0 = 4096 */
   uint32_t lazy_sync_commits;  /* lazy mode: sync after this many commits */
   uint32_t lazy_sync_ms;       /* lazy mode: sync when this much time passed */
-  /* With the log: checkpoint (write the tree pages that commits left in
-   * memory, then restart the log) when they or the log pass this many
+  /* With the log: checkpoint (fold the in-memory overlay of commits into
+   * the tree, then restart the log) when it or the log pass this many
    * MiB; 0 = 64. */
   uint32_t checkpoint_mib;
 } cairn_options;
@@ -142,12 +142,12 @@ int cairn_close(cairn_db *db);
  * pending. */
 int cairn_sync(cairn_db *db);
 
-/* Write every page that commits left in memory to the database file, make
- * it durable with a meta page, and restart the write-ahead log (as
- * sqlite3_wal_checkpoint). cairn does this by itself when the log or the
- * deferred pages pass checkpoint_mib, and at close; call it before copying
- * the database file by other means. CAIRN_BUSY from the thread that holds
- * the write transaction. */
+/* Fold the in-memory overlay of commits into the tree in key order, write
+ * the pages, make them durable with a meta page, and restart the
+ * write-ahead log (as sqlite3_wal_checkpoint). cairn does this by itself
+ * when the log or the overlay pass checkpoint_mib, and at close; call it
+ * before copying the database file by other means. CAIRN_BUSY from the
+ * thread that holds the write transaction. */
 int cairn_checkpoint(cairn_db *db);
 
 /* ---- transactions ------------------------------------------------------ */
@@ -219,6 +219,9 @@ void cairn_cursor_close(cairn_cursor *c);
 
 /* ---- statistics -------------------------------------------------------- */
 
+/* With the write-ahead log, entries counts what the txn sees; depth and the
+ * page counts describe the tree of the last checkpoint (later commits are
+ * in the in-memory overlay until the next one). */
 typedef struct cairn_cf_stat {
   uint64_t entries;
   uint32_t depth; /* 0 for an empty tree */
@@ -274,7 +277,7 @@ typedef struct cairn_metrics {
   uint64_t pages_reused; /* allocations served by the freelist */
   uint64_t pages_freed;  /* pages commits released */
   uint64_t cache_hits, cache_misses, cache_evictions; /* cached mode only */
-  uint64_t checkpoints;  /* deferred pages written + meta (log mode) */
+  uint64_t checkpoints;  /* overlay folded into the tree + meta (log mode) */
   uint64_t bytes_logged; /* write-ahead log records appended */
   cairn_latency get, put, commit, sync;
 } cairn_metrics;
