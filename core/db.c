@@ -335,6 +335,7 @@ int cairn_close(cairn_db *db) {
   deferred_free(&db->def);
   page_pool_free(&db->pool);
   overlay_unref(db->ov);
+  free(db->spare_log);
   if (db->wal.file)
     db->wal.file->methods->close(db->wal.file);
   cairn_file *f = db->pg.file;

@@ -397,9 +397,11 @@ struct cairn_db {
   uint64_t freed_since_ckpt; /* writer: checkpointed pages freed since */
   wal wal;
   deferred def;
-  page_pool pool; /* writer-only: recycled dirty page buffers */
-  overlay *ov;    /* log mode: changes since the last checkpoint (swapped
-                   * with cur under meta_mu) */
+  page_pool pool;     /* writer-only: recycled dirty page buffers */
+  uint8_t *spare_log; /* writer-only: the last txn's log record buffer */
+  size_t spare_logcap;
+  overlay *ov; /* log mode: changes since the last checkpoint (swapped
+                * with cur under meta_mu) */
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */

@@ -432,6 +432,12 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
   txn->snap = db->cur;
   txn->map = db->pg.map;
   txn->ov = db->ov; /* only a writer replaces it */
+  if (db->spare_log) {
+    txn->log = db->spare_log;
+    txn->logcap = db->spare_logcap;
+    txn->loglen = WAL_REC_HDR;
+    db->spare_log = NULL;
+  }
   uint64_t readers = oldest_reader(db);
   uint64_t limit = db_oldest_snapshot(db);
   uint64_t young_limit = limit;
@@ -496,7 +502,13 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
     free(txn->cfs[i]);
   free(txn->cfs);
   free(txn->scratch);
-  free(txn->log);
+  if (!txn->rdonly && !db->spare_log && txn->logcap <= (8u << 20)) {
+    /* the next commit's record grows into it without reallocating */
+    db->spare_log = txn->log;
+    db->spare_logcap = txn->logcap;
+  } else {
+    free(txn->log);
+  }
   free(txn->ov_written);
   if (txn->rdonly)
     overlay_unref(txn->ov);
