@@ -18,6 +18,12 @@ struct ov_block {
   uint8_t data[];
 };
 
+struct ov_index {
+  struct ov_index *older;
+  size_t cap; /* a power of two */
+  ov_node *_Atomic slot[];
+};
+
 #define OV_BLOCK (256u << 10)
 
 static void *arena_alloc(overlay *ov, ov_arena *a, size_t n) {
@@ -82,6 +88,11 @@ void overlay_unref(overlay *ov) {
     return;
   arena_free(&ov->nodes_arena);
   arena_free(&ov->data_arena);
+  free(atomic_load_explicit(&ov->index, memory_order_relaxed));
+  for (struct ov_index *x = ov->old_indexes, *o; x; x = o) {
+    o = x->older;
+    free(x);
+  }
   free(ov);
 }
 
@@ -127,8 +138,84 @@ static ov_node *find_lt(overlay *ov, uint32_t cf, const uint8_t *key,
   return x;
 }
 
+/* ---- the exact-match index ---- */
+
+static uint64_t key_hash(uint32_t cf, const uint8_t *key, size_t klen) {
+  uint64_t h = 0xcbf29ce484222325ull ^ cf;
+  size_t i = 0;
+  for (; i + 8 <= klen; i += 8) {
+    uint64_t w;
+    memcpy(&w, key + i, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  for (; i < klen; i++)
+    h = (h ^ key[i]) * 0x100000001b3ull;
+  h ^= h >> 32;
+  h *= 0xd6e8feb86659fd93ull;
+  return h ^ (h >> 32);
+}
+
+static struct ov_index *index_new(size_t cap) {
+  struct ov_index *x = calloc(1, sizeof *x + cap * sizeof(ov_node *));
+  if (x)
+    x->cap = cap;
+  return x;
+}
+
+static void index_put(struct ov_index *x, ov_node *n) {
+  for (size_t i = n->hash & (x->cap - 1);; i = (i + 1) & (x->cap - 1))
+    if (!atomic_load_explicit(&x->slot[i], memory_order_relaxed)) {
+      atomic_store_explicit(&x->slot[i], n, memory_order_release);
+      return;
+    }
+}
+
+/* Writer: index a new node; without memory it is simply not indexed and
+ * lookups fall back to the skip list (the overlay stays correct). */
+static void index_add(overlay *ov, ov_node *n) {
+  struct ov_index *x = atomic_load_explicit(&ov->index, memory_order_relaxed);
+  if (x && ov->indexed + 1 <= x->cap / 2) {
+    index_put(x, n);
+    ov->indexed++;
+    return;
+  }
+  size_t cap = x ? 2 * x->cap : 1024;
+  struct ov_index *y = index_new(cap);
+  if (!y) { /* incomplete from now on: lookups use the skip list */
+    atomic_store_explicit(&ov->index_partial, 1, memory_order_relaxed);
+    return;
+  }
+  ov->bytes += sizeof *y + cap * sizeof(ov_node *);
+  for (size_t i = 0; x && i < x->cap; i++) {
+    ov_node *m = atomic_load_explicit(&x->slot[i], memory_order_relaxed);
+    if (m)
+      index_put(y, m);
+  }
+  index_put(y, n);
+  ov->indexed++;
+  if (x) {
+    x->older = ov->old_indexes;
+    ov->old_indexes = x;
+  }
+  atomic_store_explicit(&ov->index, y, memory_order_release);
+}
+
 ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen) {
+  struct ov_index *x = atomic_load_explicit(&ov->index, memory_order_acquire);
+  if (!x)
+    return NULL; /* nothing was ever added */
+  if (!atomic_load_explicit(&ov->index_partial, memory_order_relaxed)) {
+    uint64_t h = key_hash(cf, key, klen), p = key_prefix(key, klen);
+    for (size_t i = h & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+      ov_node *n = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+      if (!n)
+        return NULL;
+      if (n->hash == h && node_cmp(n, cf, p, key, klen) == 0)
+        return n;
+    }
+  }
   ov_node *n = link(find_lt(ov, cf, key, klen, NULL), 0);
   return n && node_cmp(n, cf, key_prefix(key, klen), key, klen) == 0 ? n : NULL;
 }
@@ -148,11 +235,14 @@ static int random_height(overlay *ov) {
 
 ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen) {
+  ov_node *n = overlay_find(ov, cf, key, klen);
+  if (n)
+    return n;
   ov_node *prev[OV_MAX_HEIGHT];
-  ov_node *n = link(find_lt(ov, cf, key, klen, prev), 0);
+  n = link(find_lt(ov, cf, key, klen, prev), 0);
   uint64_t prefix = key_prefix(key, klen);
   if (n && node_cmp(n, cf, prefix, key, klen) == 0)
-    return n;
+    return n; /* (only when the index is incomplete) */
   int h = random_height(ov);
   n = arena_alloc(ov, &ov->nodes_arena,
                   sizeof *n + (size_t)h * sizeof(ov_node *) + klen);
@@ -162,6 +252,7 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
   if (klen)
     memcpy(k, key, klen);
   n->prefix = prefix;
+  n->hash = key_hash(cf, key, klen);
   n->cf = cf;
   n->klen = (uint16_t)klen;
   n->height = (uint8_t)h;
@@ -177,6 +268,7 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
     atomic_store_explicit(&n->next[i], link(prev[i], i), memory_order_relaxed);
     atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
   }
+  index_add(ov, n); /* after the node is whole and linked */
   ov->nodes++;
   return n;
 }

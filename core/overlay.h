@@ -36,6 +36,7 @@ typedef struct ov_version {
 
 typedef struct ov_node {
   uint64_t prefix; /* the key's first 8 bytes, big-endian: most compares */
+  uint64_t hash;   /* of (cf, key), for the exact-match index */
   uint32_t cf;
   uint16_t klen;
   uint8_t height;
@@ -65,6 +66,16 @@ typedef struct overlay {
   /* two arenas: nodes packed together keep searches in fewer cache lines
    * than nodes interleaved with values */
   ov_arena nodes_arena, data_arena;
+  /* Exact-match index: open addressing over node pointers, at most half
+   * full. Grown by copying into a table twice the size and publishing it;
+   * old tables stay (readers may be probing them) until the overlay goes.
+   * A reader probing an old table can miss only nodes created after it
+   * was replaced, whose versions are all newer than that reader's
+   * snapshot. */
+  struct ov_index *_Atomic index;
+  struct ov_index *old_indexes;
+  uint64_t indexed;          /* writer: nodes in the index */
+  _Atomic int index_partial; /* out of memory once: misses prove nothing */
 } overlay;
 
 overlay *overlay_new(void);
