@@ -391,12 +391,25 @@ static int path_touch(cairn_txn *txn, cf_state *t, const uint8_t *key,
 
 /* Split point for n entries (sizes include the slot): the first index s
  * such that both sides fit, as balanced as possible; when the new entry was
- * appended at the end, leave the left page full (sequential loads). */
+ * appended at the end, leave the left page full (sequential loads) or, for
+ * a checkpoint's fold (slack), nine tenths full. */
 static uint32_t split_point(const ent *es, uint32_t n, uint32_t usable,
-                            int appending, uint32_t extra_right0) {
+                            int appending, int slack, uint32_t extra_right0) {
   uint64_t total = 0;
   for (uint32_t i = 0; i < n; i++)
     total += es[i].size + 2;
+  if (appending && slack) {
+    /* Leave a tenth of the left page free (as PostgreSQL's B-tree fill
+     * factor): leaves a checkpoint folds in order would otherwise be exactly
+     * full, and the first later commit that grows a value or adds a key
+     * between two of them would split each in half. */
+    uint64_t target = (uint64_t)usable * 9 / 10, left = 0;
+    uint32_t s = 0;
+    while (s < n - 1 && left + es[s].size + 2 <= target)
+      left += es[s++].size + 2;
+    if (s >= 1 && total - left + extra_right0 <= usable)
+      return s;
+  }
   if (appending) {
     uint64_t right = es[n - 1].size + 2 + extra_right0;
     if (total - es[n - 1].size - 2 <= usable && right <= usable)
@@ -455,7 +468,7 @@ static int split_node(cairn_txn *txn, cf_state *t, path *ph, int l,
   int rightmost = idx == n;
   for (int k = 0; k < l && rightmost; k++)
     rightmost = ph->idx[k] + 1 == pg_count(ph->buf[k]);
-  uint32_t s = split_point(es, n + 1, usable, rightmost, 0);
+  uint32_t s = split_point(es, n + 1, usable, rightmost, txn->checkpoint, 0);
   rc = txn_alloc(txn, 1, &rbuf, &rpg);
   if (rc)
     goto out;

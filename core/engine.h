@@ -281,9 +281,17 @@ void view_abort(cairn_txn *txn);
 
 /* ---- free pages -------------------------------------------------------- */
 
+enum {
+  PENDING_OLD = 0,       /* pages of a state some meta page may name */
+  PENDING_YOUNG = 1,     /* pages no checkpoint ever wrote (deferred.c) */
+  PENDING_CHECKPOINT = 2 /* the tree a checkpoint replaced: reusable once
+                          * no reader holds an overlay older than the
+                          * db's (they share the checkpoint's txn id) */
+};
+
 typedef struct pending_free {
   uint64_t txnid; /* freed by this commit */
-  int young;      /* pages no checkpoint ever wrote (deferred.c) */
+  int young;      /* PENDING_* */
   pgvec pages;
   struct pending_free *next;
 } pending_free;
@@ -295,14 +303,18 @@ typedef struct freelist {
 
 void freelist_free(freelist *fl);
 /* Move pending runs into ready: those freed at or before limit, young ones
- * freed at or before young_limit (their numbers are appended to young). */
+ * freed at or before young_limit (their numbers are appended to young),
+ * a checkpoint's only if checkpointed_ok too. */
 int freelist_release(freelist *fl, uint64_t limit, uint64_t young_limit,
-                     pgvec *young);
+                     int checkpointed_ok, pgvec *young);
 int freelist_take(freelist *fl, uint64_t n, uint64_t *pgno);
 int freelist_return(freelist *fl, const pgvec *pages);
 int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages, int young);
 uint64_t freelist_total(const freelist *fl);
-uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid);
+/* Pages pending because of snapshots at or before txnid (and, with
+ * checkpointed_pinned, those of checkpoints older readers still hold). */
+uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid,
+                               int checkpointed_pinned);
 /* Load the persisted list of a meta. */
 int freelist_load(cairn_txn *txn, freelist *fl);
 /* Write the txn's freelist pages; sets snap.freelist_head/count. */
@@ -402,6 +414,8 @@ struct cairn_db {
   size_t spare_logcap;
   overlay *ov; /* log mode: changes since the last checkpoint (swapped
                 * with cur under meta_mu) */
+  uint64_t stale_readers; /* meta_mu: read txns holding an older overlay
+                           * (and the tree it went with) than db->ov */
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */

@@ -33,15 +33,16 @@ void freelist_free(freelist *fl) {
 }
 
 int freelist_release(freelist *fl, uint64_t limit, uint64_t young_limit,
-                     pgvec *young) {
+                     int checkpointed_ok, pgvec *young) {
   for (pending_free **pp = &fl->pending; *pp;) {
     pending_free *p = *pp;
-    if (p->txnid > (p->young ? young_limit : limit)) {
+    if (p->txnid > (p->young == PENDING_YOUNG ? young_limit : limit) ||
+        (p->young == PENDING_CHECKPOINT && !checkpointed_ok)) {
       pp = &p->next;
       continue;
     }
     int rc = pgvec_merge(&fl->ready, &p->pages); /* sorted when added */
-    if (!rc && p->young && young) {
+    if (!rc && p->young == PENDING_YOUNG && young) {
       rc = pgvec_reserve(young, young->len + p->pages.len);
       if (!rc) {
         memcpy(young->v + young->len, p->pages.v,
@@ -117,10 +118,12 @@ uint64_t freelist_total(const freelist *fl) {
   return n;
 }
 
-uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid) {
+uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid,
+                               int checkpointed_pinned) {
   uint64_t n = 0;
   for (const pending_free *p = fl->pending; p; p = p->next)
-    if (p->txnid > txnid)
+    if (p->txnid > txnid ||
+        (p->young == PENDING_CHECKPOINT && checkpointed_pinned))
       n += p->pages.len;
   return n;
 }

@@ -147,13 +147,15 @@ int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out) {
   out->oldest_snapshot_id = out->snapshots ? db_oldest_snapshot(db) : 0;
   int writer_is_me =
       db->writer_active && cairn_thread_equal(db->writer, cairn_thread_self());
+  int stale = db->stale_readers > 0;
   cairn_mutex_unlock(&db->meta_mu);
   /* The pending free lists belong to the writer: read them under its lock
    * (or directly when this thread is the writer). */
   if (out->snapshots && !db->rdonly) {
     if (!writer_is_me)
       cairn_mutex_lock(&db->write_mu);
-    out->pages_pinned = freelist_pinned_after(&db->fl, out->oldest_snapshot_id);
+    out->pages_pinned =
+        freelist_pinned_after(&db->fl, out->oldest_snapshot_id, stale);
     if (!writer_is_me)
       cairn_mutex_unlock(&db->write_mu);
   }

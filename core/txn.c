@@ -443,10 +443,12 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
   uint64_t young_limit = limit;
   if (db->durable_txnid < limit)
     limit = db->durable_txnid;
+  int checkpointed_ok = db->stale_readers == 0;
   live_add(db, txn);
   cairn_mutex_unlock(&db->meta_mu);
   pgvec young = {0};
-  int rc = freelist_release(&db->fl, limit, young_limit, &young);
+  int rc =
+      freelist_release(&db->fl, limit, young_limit, checkpointed_ok, &young);
   /* Released young pages are dead: nothing can look them up any more. */
   for (size_t i = 0; i < young.len; i++)
     deferred_remove(&db->def, young.v[i]);
@@ -516,6 +518,8 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
   live_remove(db, txn);
   if (txn->rdonly) {
     snap_remove(db, txn->snap.txnid);
+    if (txn->ov != db->ov)
+      db->stale_readers--;
   } else {
     db->writer_active = 0;
   }
@@ -965,6 +969,9 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   if (fresh) { /* the new tree holds what the overlay held */
     folded = db->ov;
     db->ov = fresh;
+    db->stale_readers = 0; /* every live reader holds an older one now */
+    for (size_t i = 0; i < db->nsnaps; i++)
+      db->stale_readers += db->snaps[i].count;
   }
   if (logged) {
     db->free_pages = free_pages;
@@ -1005,10 +1012,11 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   METRIC_ADD(&db->metrics, pages_freed, txn->freed.len + young.len);
   if (logged) /* checkpointed pages replaced: reusable after a checkpoint */
     db->freed_since_ckpt += txn->freed.len;
-  if (!frc) /* a checkpoint's old free-list pages may still be walked by
-             * snapshots that share its txn id: one commit later */
-    frc = freelist_add_pending(&db->fl, txn->snap.txnid + !!txn->checkpoint,
-                               &txn->freed, 0);
+  if (!frc) /* a checkpoint shares its txn id with readers of the tree it
+             * replaced: its pages wait until those readers are gone */
+    frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed,
+                               txn->checkpoint ? PENDING_CHECKPOINT
+                                               : PENDING_OLD);
   if (!frc)
     frc = freelist_add_pending(&db->fl, txn->snap.txnid, &young, 1);
   pgvec_free(&young);
