@@ -12,6 +12,8 @@
 #include "pgmap.h"
 #include "test_util.h"
 
+#include "test_support.h"
+
 static int cmp(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
@@ -63,7 +65,8 @@ int main(void) {
     for (int p = 0; p < 7; p++)
       if (!CHECK(sorts_like_qsort(sizes[s], p)))
         printf("  size %zu pattern %d\n", sizes[s], p);
-  for (int round = 0; round < 200; round++)
+  long rounds = ts_scaled(200, 50);
+  for (long round = 0; round < rounds; round++)
     CHECK(sorts_like_qsort(next() % 3000, (int)(next() % 7)));
 
   /* merge keeps the union, sorted, duplicates included */
