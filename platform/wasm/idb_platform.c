@@ -2,20 +2,24 @@
  * idb_platform.c — the "idb" platform: cairn files persisted in IndexedDB,
  * for browsing contexts without OPFS sync access handles.
  *
- * IndexedDB is asynchronous and the engine's platform calls are not, so the
- * files live in JavaScript memory (web/src/idb-store.js, class IdbStore:
- * chunks of 4096 bytes, loaded from IndexedDB when the database is opened,
- * before the engine runs) and every call here is a synchronous call into
- * that store (idb_platform.js). Each write marks its chunks dirty.
+ * Every call here is a call into the chunk store of web/src/idb-store.js
+ * (class IdbStore, through idb_platform.js): files as 4096-byte chunk
+ * records, a bounded cache of them in JavaScript memory.
  *
- * Durability and atomicity: after each cairn commit the Worker calls
- * IdbStore.flush(), which writes every dirty chunk, size change, removal
- * and rename since the previous flush in ONE IndexedDB readwrite transaction
- * (durability "strict") and resolves only when that transaction completed.
- * So a cairn commit (its pages, then its meta page) reaches IndexedDB whole
- * or not at all, and the JavaScript API reports it only after completion.
- * sync() therefore has nothing to do here; a flush that fails poisons the
- * store (every later call is CAIRN_IO) until the database is reopened.
+ * IndexedDB is asynchronous. Where the browser has JSPI, the store runs in
+ * 'wait' mode: a read that misses the cache, a partial write of a chunk not
+ * in memory, sync() and sync_dir() return a Promise from JavaScript and the
+ * engine's call is suspended until it settles (web/src/jspi.js wraps these
+ * imports in WebAssembly.Suspending and the exports in
+ * WebAssembly.promising). sync() writes everything changed since the last
+ * flush in ONE IndexedDB readwrite transaction (durability "strict") and
+ * returns when it completed, so a cairn commit (log append + one sync) is
+ * one transaction, durable when it completes. Without JSPI the store runs in
+ * 'preload' mode: every chunk is read at open, calls never wait, sync() is
+ * a no-op and the Worker flushes after each commit.
+ *
+ * A flush that fails poisons the store (every later call is CAIRN_IO) until
+ * the database is reopened.
  *
  * Locks: one Worker owns a database (a Web Lock per name, see worker.js);
  * within it locks are per open handle with flock semantics, per file id.
@@ -45,6 +49,10 @@ extern int cairn_idb_js_truncate(int slot, double size);
 extern int cairn_idb_js_remove(const char *path);
 extern int cairn_idb_js_rename(const char *from, const char *to);
 extern void cairn_idb_js_reset(void);
+/* Tests: power loss (forget everything IndexedDB does not hold); make the
+ * n-th flush from now fail (its transaction aborted). */
+extern int cairn_idb_js_crash(void);
+extern int cairn_idb_js_fail_flush(int n);
 /* Copy the message of the last failure (NUL-terminated) into buf. */
 extern void cairn_idb_js_errmsg(char *buf, size_t cap);
 
@@ -289,7 +297,8 @@ static int idb_sync_dir(cairn_platform *p, const char *path) {
   (void)p;
   if (!path)
     return bad_path("sync_dir", path);
-  return CAIRN_OK; /* names reach IndexedDB with the next flush */
+  int rc = cairn_idb_js_flush(-1); /* names go with the chunks */
+  return rc < 0 ? js_fail(rc, "sync_dir", path) : CAIRN_OK;
 }
 
 static cairn_platform idb_platform = {
@@ -299,3 +308,13 @@ static cairn_platform idb_platform = {
 cairn_platform *cairn_platform_idb(void) { return &idb_platform; }
 
 void cairn_platform_idb_reset(void) { cairn_idb_js_reset(); }
+
+int cairn_platform_idb_crash(void) {
+  free(locks);
+  locks = NULL;
+  nlocks = 0;
+  int rc = cairn_idb_js_crash();
+  return rc < 0 ? js_fail(rc, "crash", "") : CAIRN_OK;
+}
+
+void cairn_platform_idb_fail_flush(int n) { cairn_idb_js_fail_flush(n); }
