@@ -53,11 +53,19 @@ class CairnError extends Error {
 
 // Engine sections run one at a time (never wait for a write turn inside).
 let engineTail = Promise.resolve();
+let engineBusy = 0; // sections queued or running
 function exclusive(fn) {
+  engineBusy++;
   const run = engineTail.then(fn);
-  engineTail = run.catch(() => {});
+  engineTail = run.then(
+    () => void engineBusy--,
+    () => void engineBusy--,
+  );
   return run;
 }
+// Engine calls that can never suspend (no JSPI exports) may run at once
+// when no section is queued: the hot read path (get) stays synchronous.
+const syncNow = () => X === M && engineBusy === 0;
 
 // Exports that may reach the store (suspend in 'wait' mode).
 const ENGINE_CALLS = [
@@ -368,6 +376,7 @@ const ops = {
   },
 
   get({ cf = 0, key, txn }) {
+    if (syncNow()) return getSync(cf, key, txn);
     return withRead(txn, (t) =>
       withBytes([key], async (k) => {
         const rc = await X._em_get(t, cf, k, key.length);
@@ -665,6 +674,40 @@ const ops = {
     }
   },
 };
+
+// get() without a Promise (opfs, memory, idb 'preload'): as withRead + withBytes.
+function getSync(cf, key, txnId) {
+  needOpen();
+  let t;
+  if (txnId) {
+    const tx = txns.get(txnId);
+    if (!tx) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: the transaction is finished');
+    t = tx.ptr;
+  } else {
+    if (!readTxn) {
+      check(M._em_begin(db, 1));
+      readTxn = M._em_out();
+    }
+    t = readTxn;
+  }
+  let k;
+  if (key.length <= 65536) {
+    if (!scratch) {
+      scratch = M._malloc(65536);
+      if (!scratch) throw new CairnError(-7, 'CAIRN_NOMEM: out of memory in the engine');
+    }
+    M.HEAPU8.set(key, scratch);
+    k = scratch;
+  } else k = alloc(key);
+  try {
+    const rc = M._em_get(t, cf, k, key.length);
+    if (rc === CAIRN.NOTFOUND) return undefined;
+    check(rc);
+    return copyOut(M._em_val_ptr(), M._em_val_len());
+  } finally {
+    if (k !== scratch) M._free(k);
+  }
+}
 
 function txnOf(id, write) {
   const t = txns.get(id);
