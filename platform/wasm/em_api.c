@@ -29,10 +29,12 @@ EMSCRIPTEN_KEEPALIVE const char *em_strerror(int rc) {
   return cairn_strerror(rc);
 }
 
-/* durability: 0 default (sync), 1 sync, 2 lazy. cache_pages 0 = default. */
+/* durability: 0 default (sync), 1 sync, 2 lazy. cache_pages and
+ * checkpoint_mib 0 = the engine's defaults. */
 EMSCRIPTEN_KEEPALIVE int em_open(const char *path, const char *platform,
                                  unsigned flags, unsigned page_size,
-                                 int durability, unsigned cache_pages) {
+                                 int durability, unsigned cache_pages,
+                                 unsigned checkpoint_mib) {
   cairn_options o;
   cairn_options_init(&o);
   o.flags = flags;
@@ -43,6 +45,8 @@ EMSCRIPTEN_KEEPALIVE int em_open(const char *path, const char *platform,
   o.platform = platform;
   if (cache_pages)
     o.cache_pages = cache_pages;
+  if (checkpoint_mib)
+    o.checkpoint_mib = checkpoint_mib;
   cairn_db *db = NULL;
   int rc = cairn_open(path, &o, &db);
   out_word = (uintptr_t)db;

@@ -5,9 +5,11 @@
  *           access handles (opfs_platform.c + opfs_platform.js). Only in a
  *           dedicated Worker, and only for names under a pool that the
  *           JavaScript side opened before the engine runs
- * (web/src/opfs-pool.js). "idb"   files kept in memory and persisted to
- * IndexedDB, one IndexedDB transaction per flush (idb_platform.c +
- * idb_platform.js).
+ *           (web/src/opfs-pool.js).
+ *   "idb"   files as 4 KiB chunk records in IndexedDB behind a bounded
+ *           cache; misses and syncs wait for IndexedDB through JSPI, one
+ *           IndexedDB transaction per sync (idb_platform.c +
+ *           idb_platform.js + web/src/idb-store.js, web/src/jspi.js).
  *
  * Both are registered by core/platform.c in Emscripten builds. The host
  * default stays "memory": the browser platforms need JavaScript set-up.
@@ -26,5 +28,11 @@ void cairn_platform_opfs_reset(void);
 
 cairn_platform *cairn_platform_idb(void);
 void cairn_platform_idb_reset(void);
+/* Tests of the idb platform: simulate power loss (everything not in a
+ * completed IndexedDB transaction is forgotten, the file table is read back;
+ * open handles and databases must be abandoned, not closed), and make the
+ * n-th flush from now fail with its transaction aborted. */
+int cairn_platform_idb_crash(void);
+void cairn_platform_idb_fail_flush(int n);
 
 #endif /* CAIRN_EM_PLATFORMS_H */

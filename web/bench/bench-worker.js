@@ -4,7 +4,7 @@
 //   B2  n random gets of existing keys
 //   B3  (after a page reload) reopen and read everything back in key order
 // Engines: cairn-opfs, cairn-idb (this package, called in-Worker without
-// postMessage), sqlite-opfs (official sqlite-wasm, opfs-sahpool VFS, table
+// postMessage; cairn-idb-preload: the IndexedDB store in 'preload' mode), sqlite-opfs (official sqlite-wasm, opfs-sahpool VFS, table
 // k BLOB PRIMARY KEY, v BLOB WITHOUT ROWID), browser-level (IndexedDB).
 import { ops as cairn } from '../src/worker.js';
 
@@ -56,7 +56,7 @@ function shuffled(n) {
 const ENGINE = '/web/dist/cairn-engine.mjs';
 
 const engines = {
-  cairn: (backend) => ({
+  cairn: (backend, idbMode) => ({
     async wipe() {
       if (backend === 'opfs') {
         const root = await navigator.storage.getDirectory();
@@ -68,7 +68,7 @@ const engines = {
         });
       }
     },
-    open: () => cairn.open({ name: 'bench', backend, engineUrl: ENGINE }),
+    open: () => cairn.open({ name: 'bench', backend, engineUrl: ENGINE, ...(idbMode ? { idbMode } : {}) }),
     async load(ks, vs, from, to) {
       const list = [];
       for (let i = from; i < to; i++) list.push({ type: 'put', cf: 0, key: ks[i], value: vs[i] });
@@ -76,10 +76,10 @@ const engines = {
     },
     get: (k) => cairn.get({ key: k }),
     async scan() {
-      const it = cairn.iterOpen({});
+      const it = await cairn.iterOpen({});
       let n = 0;
       for (;;) {
-        const r = cairn.iterNext({ iter: it, max: 4096 });
+        const r = await cairn.iterNext({ iter: it, max: 4096 });
         n += r.entries.length;
         if (r.done) return n;
       }
@@ -169,7 +169,8 @@ const engines = {
 
 function make(engine) {
   if (engine === 'cairn-opfs') return engines.cairn('opfs');
-  if (engine === 'cairn-idb') return engines.cairn('indexeddb');
+  if (engine === 'cairn-idb') return engines.cairn('indexeddb'); // 'wait' mode where JSPI exists
+  if (engine === 'cairn-idb-preload') return engines.cairn('indexeddb', 'preload');
   if (engine === 'sqlite-opfs') return engines.sqlite();
   if (engine === 'browser-level') return engines.level();
   throw new Error('unknown engine ' + engine);

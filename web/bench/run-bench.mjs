@@ -19,9 +19,10 @@ const buildDir = path.resolve(argv[0] || 'build/emscripten');
 const si = argv.indexOf('--scale');
 const scale = si >= 0 ? Number(argv[si + 1]) : 1;
 const N = Math.max(1000, Math.round(100000 * scale));
-const ENGINES = ['cairn-opfs', 'sqlite-opfs', 'cairn-idb', 'browser-level'];
+const ENGINES = ['cairn-opfs', 'sqlite-opfs', 'cairn-idb', 'browser-level', 'cairn-idb-preload'];
 const ei = argv.indexOf('--engines');
-const RUN = ei >= 0 ? argv[ei + 1].split(',') : ENGINES;
+// cairn-idb-preload (the IndexedDB store's other design) only when named.
+const RUN = ei >= 0 ? argv[ei + 1].split(',') : ENGINES.slice(0, 4);
 
 // browser-level is CommonJS: bundle it as one ES module for the Worker.
 execFileSync(path.join(WEB_DIR, 'node_modules/.bin/esbuild'), [
@@ -106,6 +107,16 @@ for (const [label, k] of rows) {
     `| ${label} | ${fmt(r['cairn-opfs'][k])} | ${fmt(r['sqlite-opfs'][k])} | ${ratio(r['cairn-opfs'][k], r['sqlite-opfs'][k])} | ` +
       `${fmt(r['cairn-idb'][k])} | ${fmt(r['browser-level'][k])} | ${ratio(r['cairn-idb'][k], r['browser-level'][k])} |`,
   );
+}
+if (RUN.includes('cairn-idb-preload')) {
+  console.log('');
+  console.log('IndexedDB store designs: wait = bounded cache, engine suspended (JSPI) on a miss and at sync; preload = every chunk in memory, flush after commit');
+  console.log('| workload | cairn-idb (wait) | cairn-idb-preload | wait / preload |');
+  console.log('|---|---:|---:|---:|');
+  for (const [label, k] of rows) {
+    const r = results;
+    console.log(`| ${label} | ${fmt(r['cairn-idb'][k])} | ${fmt(r['cairn-idb-preload'][k])} | ${ratio(r['cairn-idb'][k], r['cairn-idb-preload'][k])} |`);
+  }
 }
 console.log('');
 console.log('Targets (issue 6): OPFS >= 3x on B1 and >= 2x on B2 vs sqlite-wasm opfs-sahpool; IndexedDB >= 5x on B1 vs browser-level.');

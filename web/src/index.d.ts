@@ -10,8 +10,17 @@ export interface OpenOptions {
   durability?: 'sync' | 'lazy';
   /** Page size of a new database (4096..65536, power of two). */
   pageSize?: number;
-  /** Page cache bound in pages. */
+  /** The engine's page cache bound in pages (default 4096). */
   cachePages?: number;
+  /** Checkpoint when the pages commits left in memory or the log pass this many MiB (default 64). */
+  checkpointMiB?: number;
+  /**
+   * IndexedDB store: 'wait' (default where the browser has JSPI) keeps a bounded chunk cache and
+   * suspends the engine while IndexedDB reads or commits; 'preload' keeps every chunk in memory.
+   */
+  idbMode?: 'wait' | 'preload';
+  /** IndexedDB store: chunk cache bound in MiB in 'wait' mode (default 16). */
+  idbCacheMiB?: number;
   /** URL of the engine module (default: ../dist/cairn-engine.mjs beside this file). */
   engineUrl?: string | URL;
   /** URL of the Worker script (default: ./worker.js beside this file). */

@@ -55,6 +55,9 @@ export async function open(name, options = {}) {
       durability: options.durability || 'sync',
       pageSize: options.pageSize || 0,
       cachePages: options.cachePages || 0,
+      checkpointMiB: options.checkpointMiB || 0,
+      idbMode: options.idbMode,
+      idbCacheMiB: options.idbCacheMiB || 16,
     });
   } catch (e) {
     worker.terminate();

@@ -11,11 +11,18 @@
 //
 // Writes are serialised here: an explicit write transaction holds the write
 // turn until it commits or aborts; single puts, deletes and batches wait
-// for their turn. Reads never wait.
+// for their turn. Reads never wait for the write turn.
+//
+// IndexedDB in 'wait' mode (idb-store.js; browsers with JSPI): engine calls
+// may suspend while the store reads IndexedDB or commits, so they are made
+// through WebAssembly.promising exports (jspi.js) and return Promises. Every
+// section that calls into the engine therefore runs under `exclusive` (one
+// at a time: the module has one stack), for every backend alike.
 //
 // `ops` is exported for the benchmark (web/bench), which calls it directly.
 import { OpfsRegistry } from './opfs-pool.js';
 import { IdbStore } from './idb-store.js';
+import { hasJspi, jspiModuleOptions, promisingExports } from './jspi.js';
 
 const CAIRN = {
   OK: 0, NOTFOUND: -1, EXISTS: -2, BUSY: -3, INVALID: -8, TOOBIG: -10,
@@ -24,6 +31,8 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 let M = null; // the engine module
+let X = null; // its engine calls: M itself, or (idb 'wait' mode) promising exports over M
+let jspiModule = false; // M was instantiated through jspi.js
 let db = 0; // cairn_db *
 let state = null; // { name, backend, platform, path, durability }
 let registry = null;
@@ -41,6 +50,31 @@ class CairnError extends Error {
     this.code = code;
   }
 }
+
+// Engine sections run one at a time (never wait for a write turn inside).
+let engineTail = Promise.resolve();
+let engineBusy = 0; // sections queued or running
+function exclusive(fn) {
+  engineBusy++;
+  const run = engineTail.then(fn);
+  engineTail = run.then(
+    () => void engineBusy--,
+    () => void engineBusy--,
+  );
+  return run;
+}
+// Engine calls that can never suspend (no JSPI exports) may run at once
+// when no section is queued: the hot read path (get) stays synchronous.
+const syncNow = () => X === M && engineBusy === 0;
+
+// Exports that may reach the store (suspend in 'wait' mode).
+const ENGINE_CALLS = [
+  '_em_open', '_em_close', '_em_sync', '_em_checkpoint', '_em_begin', '_em_commit', '_em_abort',
+  '_em_cf_open', '_em_cf_drop', '_em_cf_list', '_em_get', '_em_put', '_em_del', '_em_apply',
+  '_em_cursor_open', '_em_cursor_bounds', '_em_cursor_prefix', '_em_cursor_move', '_em_cursor_fill',
+  '_em_cursor_close', '_em_stat_json', '_em_check', '_em_file_open', '_em_file_size', '_em_file_read',
+  '_em_file_write', '_em_file_sync', '_em_file_close', '_em_file_remove', '_em_file_rename',
+];
 
 function fail(rc) {
   const name = M.UTF8ToString(M._em_strerror(rc));
@@ -70,13 +104,13 @@ const copyOut = (ptr, len) => M.HEAPU8.slice(ptr, ptr + len);
 // Arguments go through one reusable scratch block (calls never nest);
 // anything larger gets its own malloc.
 let scratch = 0;
-function withBytes(list, fn) {
+async function withBytes(list, fn) {
   let total = 0;
   for (const b of list) if (b != null) total += (b.length + 7) & ~7;
   if (total > 65536) {
     const ptrs = list.map((b) => (b == null ? 0 : alloc(b)));
     try {
-      return fn(...ptrs);
+      return await fn(...ptrs);
     } finally {
       for (const p of ptrs) if (p) M._free(p);
     }
@@ -97,15 +131,16 @@ function withBytes(list, fn) {
     ptrs.push(off);
     off += (b.length + 7) & ~7;
   }
-  return fn(...ptrs);
+  return await fn(...ptrs);
 }
 
 // Reads outside a transaction share one snapshot, dropped before every
 // write of this Worker (the only writer), so it is always the newest.
 let readTxn = 0;
-function dropReadTxn() {
-  if (readTxn) M._em_abort(readTxn);
+async function dropReadTxn() {
+  const t = readTxn;
   readTxn = 0;
+  if (t) await X._em_abort(t);
 }
 
 function needOpen() {
@@ -122,25 +157,30 @@ function takeWriteTurn() {
   return ready.then(() => release);
 }
 
+// Durable only once its IndexedDB transaction completed. In 'wait' mode the
+// commit's sync already was that transaction (nothing is left but lazy
+// commits); in 'preload' mode this is the commit's transaction.
 async function afterCommit() {
-  if (idb) await idb.flush(M); // durable only once its IndexedDB transaction completed
+  if (idb) await idb.flush();
   if (registry) await registry.ensureFree(2);
 }
 
 function runWrite(fn) {
   return takeWriteTurn().then(async (release) => {
     try {
-      needOpen();
-      dropReadTxn();
-      check(M._em_begin(db, 0));
-      const t = M._em_out();
-      try {
-        fn(t);
-      } catch (e) {
-        M._em_abort(t);
-        throw e;
-      }
-      check(M._em_commit(t, 0));
+      await exclusive(async () => {
+        needOpen();
+        await dropReadTxn();
+        check(await X._em_begin(db, 0));
+        const t = M._em_out();
+        try {
+          await fn(t);
+        } catch (e) {
+          await X._em_abort(t);
+          throw e;
+        }
+        check(await X._em_commit(t, 0));
+      });
       await afterCommit();
     } finally {
       release();
@@ -148,18 +188,21 @@ function runWrite(fn) {
   });
 }
 
+// fn(txn) for a read in the transaction txnId, or in the shared snapshot.
 function withRead(txnId, fn) {
-  needOpen();
-  if (txnId) {
-    const t = txns.get(txnId);
-    if (!t) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: the transaction is finished');
-    return fn(t.ptr);
-  }
-  if (!readTxn) {
-    check(M._em_begin(db, 1));
-    readTxn = M._em_out();
-  }
-  return fn(readTxn);
+  return exclusive(async () => {
+    needOpen();
+    if (txnId) {
+      const t = txns.get(txnId);
+      if (!t) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: the transaction is finished');
+      return fn(t.ptr);
+    }
+    if (!readTxn) {
+      check(await X._em_begin(db, 1));
+      readTxn = M._em_out();
+    }
+    return fn(readTxn);
+  });
 }
 
 // ---- batches ------------------------------------------------------------------
@@ -187,16 +230,16 @@ function encodeOps(ops) {
 
 const FILL_BYTES = 1 << 20;
 
-function iterFill(it, max) {
+async function iterFill(it, max) {
   const buf = M._malloc(FILL_BYTES);
   try {
-    const rc = M._em_cursor_fill(it.cursor, it.first ? 1 : 0, it.reverse ? 1 : 0, it.resume ? 1 : 0, buf, FILL_BYTES, max);
+    const rc = await X._em_cursor_fill(it.cursor, it.first ? 1 : 0, it.reverse ? 1 : 0, it.resume ? 1 : 0, buf, FILL_BYTES, max);
     it.first = false;
     const count = M._em_out();
     const done = rc === CAIRN.NOTFOUND;
     if (rc === CAIRN.TOOBIG && count === 0) {
       // One entry larger than the buffer: it is current; copy it directly.
-      check(M._em_cursor_move(it.cursor, 4));
+      check(await X._em_cursor_move(it.cursor, 4));
       it.resume = false;
       const k = copyOut(M._em_key_ptr(), M._em_key_len());
       return { entries: [[k, copyOut(M._em_val_ptr(), M._em_val_len())]], done: false };
@@ -220,12 +263,12 @@ function iterFill(it, max) {
   }
 }
 
-function iterClose(id) {
+async function iterClose(id) {
   const it = iters.get(id);
   if (!it) return;
   iters.delete(id);
-  M._em_cursor_close(it.cursor);
-  if (it.ownTxn) M._em_abort(it.txn);
+  await X._em_cursor_close(it.cursor);
+  if (it.ownTxn) await X._em_abort(it.txn);
 }
 
 // ---- backends ----------------------------------------------------------------
@@ -250,12 +293,19 @@ async function acquireLock(key) {
 // ---- requests -----------------------------------------------------------------
 
 const ops = {
-  async open({ name, backend = 'opfs', engineUrl, durability = 'sync', pageSize = 0, cachePages = 0 }) {
+  async open({
+    name, backend = 'opfs', engineUrl, durability = 'sync', pageSize = 0, cachePages = 0, checkpointMiB = 0,
+    idbMode, idbCacheMiB = 16,
+  }) {
     if (db) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: already open');
     if (typeof name !== 'string' || !name || name.includes('/') || name.length > 200)
       throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: the database name must be 1..200 characters without "/"');
     if (!['opfs', 'indexeddb', 'memory'].includes(backend))
       throw new CairnError(CAIRN.INVALID, `CAIRN_INVALID: unknown backend "${backend}" (opfs, indexeddb or memory)`);
+    if (idbMode !== undefined && !['wait', 'preload'].includes(idbMode))
+      throw new CairnError(CAIRN.INVALID, `CAIRN_INVALID: unknown idbMode "${idbMode}" (wait or preload)`);
+    if (idbMode === 'wait' && !hasJspi)
+      throw new CairnError(-15, "CAIRN_NOTSUPP: idbMode 'wait' needs JSPI (WebAssembly.Suspending), missing here");
     if (backend !== 'memory') releaseLock = await acquireLock(`cairn:${backend}:${name}`);
     try {
       const factory = (await import(engineUrl)).default;
@@ -268,25 +318,41 @@ const ops = {
         platform = 'opfs';
         path = `${name}/db`;
       } else if (backend === 'indexeddb') {
-        idb = await IdbStore.open(`cairn-${name}`);
+        idb = await IdbStore.open(`cairn-${name}`, { mode: idbMode, cacheBytes: idbCacheMiB * 1048576 });
         platform = 'idb';
         path = 'db';
       } else {
         platform = 'memory';
         path = name;
       }
-      M = M || (await factory({ cairnOpfs: registry, cairnIdb: idb }));
+      // The IndexedDB store in 'wait' mode needs a module instantiated through
+      // jspi.js (its idb imports are Suspending: every call that may reach
+      // them must then be a promising one); other backends use a plain one.
+      const wantJspi = !!(idb && idb.mode === 'wait');
+      if (!M || jspiModule !== wantJspi) {
+        let instFail;
+        const failed = new Promise((_, reject) => (instFail = reject));
+        const url = new URL(engineUrl, import.meta.url); // as import() resolves it
+        const wasmUrl = url.href.replace(/\.mjs(?=$|[?#])/, '.wasm');
+        const opts = wantJspi ? jspiModuleOptions(wasmUrl, instFail) : {};
+        M = await Promise.race([failed, factory({ ...opts, cairnOpfs: registry, cairnIdb: idb })]);
+        jspiModule = wantJspi;
+        scratch = 0;
+      }
       M.cairnOpfs = registry;
       M.cairnIdb = idb;
+      X = wantJspi ? Object.assign(Object.create(M), promisingExports(M, ENGINE_CALLS)) : M;
       const dur = durability === 'lazy' ? 2 : 1;
-      const rc = withBytes([enc.encode(path + '\0'), enc.encode(platform + '\0')], (p, pl) =>
-        M._em_open(p, pl, 1 /* CREATE */, pageSize, dur, cachePages),
-      );
-      check(rc);
-      db = M._em_out();
-      state = { name, backend, platform, path, durability: dur };
+      await exclusive(async () => {
+        const rc = await withBytes([enc.encode(path + '\0'), enc.encode(platform + '\0')], (p, pl) =>
+          X._em_open(p, pl, 1 /* CREATE */, pageSize, dur, cachePages, checkpointMiB),
+        );
+        check(rc);
+        db = M._em_out();
+      });
+      state = { name, backend, platform, path, durability: dur, checkpointMiB };
       await afterCommit();
-      return { backend, name };
+      return { backend, name, ...(idb ? { idbMode: idb.mode } : {}) };
     } catch (e) {
       await closeBackends();
       throw e;
@@ -295,21 +361,25 @@ const ops = {
 
   async close() {
     if (!db) return;
-    dropReadTxn();
-    for (const id of [...iters.keys()]) iterClose(id);
-    for (const [, t] of txns) M._em_abort(t.ptr);
-    txns.clear();
-    const rc = M._em_close(db);
-    db = 0;
+    const rc = await exclusive(async () => {
+      await dropReadTxn();
+      for (const id of [...iters.keys()]) await iterClose(id);
+      for (const [, t] of txns) await X._em_abort(t.ptr);
+      txns.clear();
+      const r = await X._em_close(db);
+      db = 0;
+      return r;
+    });
     await afterCommit().catch(() => {});
     await closeBackends();
     check(rc);
   },
 
   get({ cf = 0, key, txn }) {
+    if (syncNow()) return getSync(cf, key, txn);
     return withRead(txn, (t) =>
-      withBytes([key], (k) => {
-        const rc = M._em_get(t, cf, k, key.length);
+      withBytes([key], async (k) => {
+        const rc = await X._em_get(t, cf, k, key.length);
         if (rc === CAIRN.NOTFOUND) return undefined;
         check(rc);
         return copyOut(M._em_val_ptr(), M._em_val_len());
@@ -318,14 +388,16 @@ const ops = {
   },
 
   async put({ cf = 0, key, value }) {
-    await runWrite((t) => withBytes([key, value], (k, v) => check(M._em_put(t, cf, k, key.length, v, value.length, 0))));
+    await runWrite((t) =>
+      withBytes([key, value], async (k, v) => check(await X._em_put(t, cf, k, key.length, v, value.length, 0))),
+    );
   },
 
   async del({ cf = 0, key }) {
     let found = true;
     await runWrite((t) =>
-      withBytes([key], (k) => {
-        const rc = M._em_del(t, cf, k, key.length);
+      withBytes([key], async (k) => {
+        const rc = await X._em_del(t, cf, k, key.length);
         if (rc === CAIRN.NOTFOUND) found = false;
         else check(rc);
       }),
@@ -339,24 +411,29 @@ const ops = {
 
   async cf({ name, create = false }) {
     needOpen();
-    if (!create) return withRead(0, (t) => withBytes([enc.encode(name + '\0')], (p) => (check(M._em_cf_open(t, p, 0)), M._em_out())));
+    if (!create)
+      return withRead(0, (t) =>
+        withBytes([enc.encode(name + '\0')], async (p) => (check(await X._em_cf_open(t, p, 0)), M._em_out())),
+      );
     let id = 0;
-    await runWrite((t) => withBytes([enc.encode(name + '\0')], (p) => (check(M._em_cf_open(t, p, 1)), (id = M._em_out()))));
+    await runWrite((t) =>
+      withBytes([enc.encode(name + '\0')], async (p) => (check(await X._em_cf_open(t, p, 1)), (id = M._em_out()))),
+    );
     return id;
   },
 
   async dropCf({ name }) {
     await runWrite((t) =>
-      withBytes([enc.encode(name + '\0')], (p) => {
-        check(M._em_cf_open(t, p, 0));
-        check(M._em_cf_drop(t, M._em_out()));
+      withBytes([enc.encode(name + '\0')], async (p) => {
+        check(await X._em_cf_open(t, p, 0));
+        check(await X._em_cf_drop(t, M._em_out()));
       }),
     );
   },
 
   listCfs({ txn }) {
-    return withRead(txn, (t) => {
-      check(M._em_cf_list(t));
+    return withRead(txn, async (t) => {
+      check(await X._em_cf_list(t));
       const p = M._em_out();
       const n = M._em_key_len();
       const names = n ? dec.decode(copyOut(p, n)).split('\0').filter((s) => s.length) : [];
@@ -371,134 +448,169 @@ const ops = {
     let release = null;
     if (write) release = await takeWriteTurn();
     try {
-      needOpen();
-      if (write) dropReadTxn();
-      check(M._em_begin(db, write ? 0 : 1));
+      const ptr = await exclusive(async () => {
+        needOpen();
+        if (write) await dropReadTxn();
+        check(await X._em_begin(db, write ? 0 : 1));
+        return M._em_out();
+      });
+      const id = nextId++;
+      txns.set(id, { ptr, write, release });
+      return id;
     } catch (e) {
       if (release) release();
       throw e;
     }
-    const id = nextId++;
-    txns.set(id, { ptr: M._em_out(), write, release });
-    return id;
   },
 
   txPut({ txn, cf = 0, key, value }) {
-    const t = txnOf(txn, true);
-    withBytes([key, value], (k, v) => check(M._em_put(t.ptr, cf, k, key.length, v, value.length, 0)));
+    return exclusive(() => {
+      const t = txnOf(txn, true);
+      return withBytes([key, value], async (k, v) => check(await X._em_put(t.ptr, cf, k, key.length, v, value.length, 0)));
+    });
   },
 
   txDel({ txn, cf = 0, key }) {
-    const t = txnOf(txn, true);
-    return withBytes([key], (k) => {
-      const rc = M._em_del(t.ptr, cf, k, key.length);
-      if (rc === CAIRN.NOTFOUND) return false;
-      check(rc);
-      return true;
+    return exclusive(() => {
+      const t = txnOf(txn, true);
+      return withBytes([key], async (k) => {
+        const rc = await X._em_del(t.ptr, cf, k, key.length);
+        if (rc === CAIRN.NOTFOUND) return false;
+        check(rc);
+        return true;
+      });
     });
   },
 
   txBatch({ txn, ops: list }) {
-    applyEncoded(txnOf(txn, true).ptr, list);
+    return exclusive(() => applyEncoded(txnOf(txn, true).ptr, list));
   },
 
   txCf({ txn, name, create = false }) {
-    const t = txnOf(txn, create);
-    return withBytes([enc.encode(name + '\0')], (p) => (check(M._em_cf_open(t.ptr, p, create ? 1 : 0)), M._em_out()));
+    return exclusive(() => {
+      const t = txnOf(txn, create);
+      return withBytes(
+        [enc.encode(name + '\0')],
+        async (p) => (check(await X._em_cf_open(t.ptr, p, create ? 1 : 0)), M._em_out()),
+      );
+    });
   },
 
   async commit({ txn }) {
     const t = txnOf(txn, false);
     txns.delete(txn);
-    for (const [id, it] of iters) if (it.txn === t.ptr) iterClose(id);
     try {
-      check(M._em_commit(t.ptr, 0));
+      await exclusive(async () => {
+        for (const [id, it] of iters) if (it.txn === t.ptr) await iterClose(id);
+        check(await X._em_commit(t.ptr, 0));
+      });
       if (t.write) await afterCommit();
     } finally {
       if (t.release) t.release();
     }
   },
 
-  abort({ txn }) {
+  async abort({ txn }) {
     const t = txns.get(txn);
     if (!t) return;
     txns.delete(txn);
-    for (const [id, it] of iters) if (it.txn === t.ptr) iterClose(id);
-    M._em_abort(t.ptr);
-    if (t.release) t.release();
+    try {
+      await exclusive(async () => {
+        for (const [id, it] of iters) if (it.txn === t.ptr) await iterClose(id);
+        await X._em_abort(t.ptr);
+      });
+    } finally {
+      if (t.release) t.release();
+    }
   },
 
   iterOpen({ cf = 0, txn, gte, gt, lt, lte, prefix, reverse = false }) {
-    needOpen();
-    let t, ownTxn = false;
-    if (txn) t = txnOf(txn, false).ptr;
-    else {
-      check(M._em_begin(db, 1));
-      t = M._em_out();
-      ownTxn = true;
-    }
-    try {
-      check(M._em_cursor_open(t, cf));
-    } catch (e) {
-      if (ownTxn) M._em_abort(t);
-      throw e;
-    }
-    const cursor = M._em_out();
-    const id = nextId++;
-    iters.set(id, { cursor, txn: t, ownTxn, first: true, resume: false, reverse });
-    try {
-      if (prefix) withBytes([prefix], (p) => check(M._em_cursor_prefix(cursor, p, prefix.length)));
+    return exclusive(async () => {
+      needOpen();
+      let t,
+        ownTxn = false;
+      if (txn) t = txnOf(txn, false).ptr;
       else {
-        // [from, to): gt k = gte k+"\0"; lte k = lt k+"\0".
-        const from = gte || (gt ? concat0(gt) : null);
-        const to = lt || (lte ? concat0(lte) : null);
-        if (from || to)
-          withBytes([from, to], (f, tt) =>
-            check(M._em_cursor_bounds(cursor, f, from ? from.length : 0, from ? 1 : 0, tt, to ? to.length : 0, to ? 1 : 0)),
-          );
+        check(await X._em_begin(db, 1));
+        t = M._em_out();
+        ownTxn = true;
       }
-    } catch (e) {
-      iterClose(id);
-      throw e;
-    }
-    return id;
+      let cursor;
+      try {
+        check(await X._em_cursor_open(t, cf));
+        cursor = M._em_out();
+      } catch (e) {
+        if (ownTxn) await X._em_abort(t);
+        throw e;
+      }
+      const id = nextId++;
+      iters.set(id, { cursor, txn: t, ownTxn, first: true, resume: false, reverse });
+      try {
+        if (prefix) await withBytes([prefix], async (p) => check(await X._em_cursor_prefix(cursor, p, prefix.length)));
+        else {
+          // [from, to): gt k = gte k+"\0"; lte k = lt k+"\0".
+          const from = gte || (gt ? concat0(gt) : null);
+          const to = lt || (lte ? concat0(lte) : null);
+          if (from || to)
+            await withBytes([from, to], async (f, tt) =>
+              check(
+                await X._em_cursor_bounds(cursor, f, from ? from.length : 0, from ? 1 : 0, tt, to ? to.length : 0, to ? 1 : 0),
+              ),
+            );
+        }
+      } catch (e) {
+        await iterClose(id);
+        throw e;
+      }
+      return id;
+    });
   },
 
   iterNext({ iter, max = 256 }) {
-    const it = iters.get(iter);
-    if (!it) return { entries: [], done: true };
-    const r = iterFill(it, max);
-    if (r.done) iterClose(iter);
-    return r;
+    return exclusive(async () => {
+      const it = iters.get(iter);
+      if (!it) return { entries: [], done: true };
+      const r = await iterFill(it, max);
+      if (r.done) await iterClose(iter);
+      return r;
+    });
   },
 
   iterClose({ iter }) {
-    iterClose(iter);
+    return exclusive(() => iterClose(iter));
   },
 
   stats() {
-    needOpen();
-    check(M._em_stat_json(db));
-    const p = M._em_out();
-    const s = M.UTF8ToString(p);
-    M._free(p);
-    return { backend: state.backend, name: state.name, ...JSON.parse(s) };
+    return exclusive(async () => {
+      needOpen();
+      check(await X._em_stat_json(db));
+      const p = M._em_out();
+      const s = M.UTF8ToString(p);
+      M._free(p);
+      const memory = { wasmHeapBytes: M.HEAPU8.length };
+      if (idb) memory.idb = idb.memory();
+      return { backend: state.backend, name: state.name, ...JSON.parse(s), memory };
+    });
   },
 
   check() {
-    needOpen();
-    check(M._em_check(db));
-    return true;
+    return exclusive(async () => {
+      needOpen();
+      check(await X._em_check(db));
+      return true;
+    });
   },
 
   async export() {
     needOpen();
     if (txns.size) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: finish open transactions before export');
-    dropReadTxn();
-    check(M._em_sync(db));
-    check(M._em_checkpoint(db)); // the file alone holds every commit (log restarted)
+    await exclusive(async () => {
+      await dropReadTxn();
+      check(await X._em_sync(db));
+      check(await X._em_checkpoint(db)); // the file alone holds every commit (log restarted)
+    });
     await afterCommit();
-    return readFile(state.platform, state.path);
+    return exclusive(() => readFile(state.platform, state.path));
   },
 
   async import({ bytes }) {
@@ -510,45 +622,92 @@ const ops = {
       const { platform, path } = state;
       const tmp = `${path}.import`;
       const withPath = (s, fn) => withBytes([enc.encode(platform + '\0'), enc.encode(s + '\0')], fn);
-      const removeIfThere = (s) => {
-        const rc = withPath(s, (pl, p) => M._em_file_remove(pl, p));
+      const removeIfThere = async (s) => {
+        const rc = await withPath(s, (pl, p) => X._em_file_remove(pl, p));
         if (rc !== CAIRN.NOTFOUND) check(rc);
       };
-      removeIfThere(tmp); // leftovers of an interrupted import
-      removeIfThere(`${tmp}-wal`);
-      writeFile(platform, tmp, bytes);
-      // Validate: it must open and pass the integrity check.
-      let rc = withPath(tmp, (pl, p) => M._em_open(p, pl, 0, 0, 1, 0));
-      if (rc === 0) {
-        const tdb = M._em_out();
-        rc = M._em_check(tdb);
-        const crc = M._em_close(tdb);
-        if (rc === 0) rc = crc;
-      }
-      if (rc < 0) {
-        const msg = M.UTF8ToString(M._em_errmsg());
-        withPath(tmp, (pl, p) => M._em_file_remove(pl, p));
-        withPath(`${tmp}-wal`, (pl, p) => M._em_file_remove(pl, p));
+      const bad = await exclusive(async () => {
+        await removeIfThere(tmp); // leftovers of an interrupted import
+        await removeIfThere(`${tmp}-wal`);
+        await writeFile(platform, tmp, bytes);
+        // Validate: it must open and pass the integrity check.
+        let rc = await withPath(tmp, (pl, p) => X._em_open(p, pl, 0, 0, 1, 0, 0));
+        if (rc === 0) {
+          const tdb = M._em_out();
+          rc = await X._em_check(tdb);
+          const crc = await X._em_close(tdb);
+          if (rc === 0) rc = crc;
+        }
+        if (rc < 0) {
+          const msg = M.UTF8ToString(M._em_errmsg());
+          await withPath(tmp, (pl, p) => X._em_file_remove(pl, p));
+          await withPath(`${tmp}-wal`, (pl, p) => X._em_file_remove(pl, p));
+          return { rc, msg };
+        }
+        return null;
+      });
+      if (bad) {
         await afterCommit();
-        throw new CairnError(rc, `${M.UTF8ToString(M._em_strerror(rc))} (import: the bytes are not a valid cairn database: ${msg})`);
+        const name = M.UTF8ToString(M._em_strerror(bad.rc));
+        throw new CairnError(bad.rc, `${name} (import: the bytes are not a valid cairn database: ${bad.msg})`);
       }
-      // The closes above checkpointed both databases: each file holds all of
-      // it, and the write-ahead logs ("-wal") can go.
-      removeIfThere(`${tmp}-wal`);
-      dropReadTxn();
-      check(M._em_close(db));
-      db = 0;
-      check(withPath(path, (pl, p) => M._em_file_remove(pl, p)));
-      removeIfThere(`${path}-wal`);
-      check(withBytes([enc.encode(platform + '\0'), enc.encode(tmp + '\0'), enc.encode(path + '\0')], (pl, a, b) => M._em_file_rename(pl, a, b)));
-      check(withPath(path, (pl, p) => M._em_open(p, pl, 0, 0, state.durability, 0)));
-      db = M._em_out();
+      await exclusive(async () => {
+        // The closes above checkpointed both databases: each file holds all
+        // of it, and the write-ahead logs ("-wal") can go.
+        await removeIfThere(`${tmp}-wal`);
+        await dropReadTxn();
+        check(await X._em_close(db));
+        db = 0;
+        check(await withPath(path, (pl, p) => X._em_file_remove(pl, p)));
+        await removeIfThere(`${path}-wal`);
+        check(
+          await withBytes([enc.encode(platform + '\0'), enc.encode(tmp + '\0'), enc.encode(path + '\0')], (pl, a, b) =>
+            X._em_file_rename(pl, a, b),
+          ),
+        );
+        check(await withPath(path, (pl, p) => X._em_open(p, pl, 0, 0, state.durability, 0, state.checkpointMiB)));
+        db = M._em_out();
+      });
       await afterCommit();
     } finally {
       release();
     }
   },
 };
+
+// get() without a Promise (opfs, memory, idb 'preload'): as withRead + withBytes.
+function getSync(cf, key, txnId) {
+  needOpen();
+  let t;
+  if (txnId) {
+    const tx = txns.get(txnId);
+    if (!tx) throw new CairnError(CAIRN.INVALID, 'CAIRN_INVALID: the transaction is finished');
+    t = tx.ptr;
+  } else {
+    if (!readTxn) {
+      check(M._em_begin(db, 1));
+      readTxn = M._em_out();
+    }
+    t = readTxn;
+  }
+  let k;
+  if (key.length <= 65536) {
+    if (!scratch) {
+      scratch = M._malloc(65536);
+      if (!scratch) throw new CairnError(-7, 'CAIRN_NOMEM: out of memory in the engine');
+    }
+    M.HEAPU8.set(key, scratch);
+    k = scratch;
+  } else k = alloc(key);
+  try {
+    const rc = M._em_get(t, cf, k, key.length);
+    if (rc === CAIRN.NOTFOUND) return undefined;
+    check(rc);
+    return copyOut(M._em_val_ptr(), M._em_val_len());
+  } finally {
+    if (k !== scratch) M._free(k);
+  }
+}
 
 function txnOf(id, write) {
   const t = txns.get(id);
@@ -563,11 +722,11 @@ function concat0(k) {
   return b;
 }
 
-function applyEncoded(t, list) {
+async function applyEncoded(t, list) {
   if (!list.length) return;
   const buf = encodeOps(list);
-  withBytes([buf], (p) => {
-    const rc = M._em_apply(t, p, buf.length);
+  await withBytes([buf], async (p) => {
+    const rc = await X._em_apply(t, p, buf.length);
     if (rc < 0) {
       const i = M._em_out();
       try {
@@ -580,12 +739,13 @@ function applyEncoded(t, list) {
   });
 }
 
+// Whole files through the platform (export/import), in 1 MiB pieces.
 function readFile(platform, path) {
-  return withBytes([enc.encode(platform + '\0'), enc.encode(path + '\0')], (pl, p) => {
-    check(M._em_file_open(pl, p, 1 /* RDONLY */));
+  return withBytes([enc.encode(platform + '\0'), enc.encode(path + '\0')], async (pl, p) => {
+    check(await X._em_file_open(pl, p, 1 /* RDONLY */));
     const f = M._em_out();
     try {
-      const size = M._em_file_size(f);
+      const size = await X._em_file_size(f);
       if (size < 0) fail(size);
       const out = new Uint8Array(size);
       const CH = 1 << 20;
@@ -593,7 +753,7 @@ function readFile(platform, path) {
       try {
         for (let off = 0; off < size; off += CH) {
           const n = Math.min(CH, size - off);
-          check(M._em_file_read(f, buf, n, off));
+          check(await X._em_file_read(f, buf, n, off));
           out.set(M.HEAPU8.subarray(buf, buf + n), off);
         }
       } finally {
@@ -601,14 +761,14 @@ function readFile(platform, path) {
       }
       return out;
     } finally {
-      M._em_file_close(f);
+      await X._em_file_close(f);
     }
   });
 }
 
 function writeFile(platform, path, bytes) {
-  withBytes([enc.encode(platform + '\0'), enc.encode(path + '\0')], (pl, p) => {
-    check(M._em_file_open(pl, p, 2 | 4 /* CREATE | EXCL */));
+  return withBytes([enc.encode(platform + '\0'), enc.encode(path + '\0')], async (pl, p) => {
+    check(await X._em_file_open(pl, p, 2 | 4 /* CREATE | EXCL */));
     const f = M._em_out();
     try {
       const CH = 1 << 20;
@@ -617,14 +777,14 @@ function writeFile(platform, path, bytes) {
         for (let off = 0; off < bytes.length; off += CH) {
           const n = Math.min(CH, bytes.length - off);
           M.HEAPU8.set(bytes.subarray(off, off + n), buf);
-          check(M._em_file_write(f, buf, n, off));
+          check(await X._em_file_write(f, buf, n, off));
         }
       } finally {
         M._free(buf);
       }
-      check(M._em_file_sync(f));
+      check(await X._em_file_sync(f));
     } finally {
-      M._em_file_close(f);
+      await X._em_file_close(f);
     }
   });
 }

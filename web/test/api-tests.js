@@ -270,3 +270,88 @@ export async function large(backend, phase) {
   }
   return { failures, checks: count() };
 }
+
+// IndexedDB with bounded memory ('wait' mode): a database far larger than
+// everything the Worker may hold (a 2 MiB chunk cache, a 256-page engine
+// cache, checkpoints every 4 MiB), written, then reopened in a fresh Worker
+// and read back whole (a key-order scan and random gets on a cold cache).
+// Checks the wasm heap and the store's peak stay bounded. The same function,
+// at >= 1 GiB, is web/test/fill-idb.mjs (by hand, not in CI).
+export const BOUNDED = { idbMode: 'wait', idbCacheMiB: 2, cachePages: 256, checkpointMiB: 4 };
+const VAL = 4000;
+function bval(i) {
+  // Incompressible bytes from (i): IndexedDB compresses values.
+  const v = new Uint8Array(VAL);
+  let x = (i + 1) * 2654435761 >>> 0 || 1;
+  for (let j = 0; j < VAL; j += 4) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    v[j] = x; v[j + 1] = x >>> 8; v[j + 2] = x >>> 16; v[j + 3] = x >>> 24;
+  }
+  return v;
+}
+const bkey = (i) => `b/${String(i).padStart(8, '0')}`;
+
+export async function bounded(phase, sizeMiB, name = 'bounded') {
+  const { failures, ok, eq, count } = checker();
+  const n = Math.ceil((sizeMiB * 1048576) / VAL);
+  const limits = { heap: 48 << 20, store: 8 << 20 }; // bytes; the database is sizeMiB
+  const t0 = performance.now();
+  const db = await open(name, { backend: 'indexeddb', engineUrl: ENGINE, ...BOUNDED });
+  const info = { entries: n };
+  const mem = async (what) => {
+    const m = (await db.stats()).memory;
+    info[`${what}_wasm_heap`] = m.wasmHeapBytes;
+    info[`${what}_store_peak`] = m.idb.peakBytes;
+    eq(m.idb.mode, 'wait', 'store mode');
+    ok(m.wasmHeapBytes <= limits.heap, `${what}: wasm heap ${m.wasmHeapBytes} <= ${limits.heap}`);
+    ok(m.idb.peakBytes <= limits.store, `${what}: store peak ${m.idb.peakBytes} <= ${limits.store}`);
+    return m;
+  };
+  try {
+    if (phase === 'write') {
+      const PER = 256; // 1 MiB per commit
+      for (let b = 0; b < n; b += PER) {
+        const ops = [];
+        for (let i = b; i < Math.min(n, b + PER); i++) ops.push({ type: 'put', key: bkey(i), value: bval(i) });
+        await db.batch(ops);
+      }
+      await mem('write');
+      const st = await db.stats();
+      info.write_s = (performance.now() - t0) / 1000;
+      info.db_bytes = st.db.file_size;
+    } else {
+      let i = 0, bad = 0;
+      for await (const [k, v] of db.iterate({ prefix: 'b/' })) {
+        const want = bval(i);
+        if (dec.decode(k) !== bkey(i) || v.length !== VAL || v.some((x, j) => x !== want[j])) bad++;
+        i++;
+      }
+      eq(i, n, 'entries after reopen (scan)');
+      eq(bad, 0, 'entries with a wrong key or value');
+      info.scan_s = (performance.now() - t0) / 1000;
+      const t1 = performance.now();
+      let gbad = 0;
+      const G = Math.min(2000, n);
+      for (let g = 0; g < G; g++) {
+        const j = (g * 7919 + 13) % n;
+        const v = await db.get(bkey(j));
+        const want = bval(j);
+        if (!v || v.length !== VAL || v[0] !== want[0] || v[VAL - 1] !== want[VAL - 1]) gbad++;
+      }
+      eq(gbad, 0, 'random gets with a wrong value');
+      info.gets_per_s = G / ((performance.now() - t1) / 1000);
+      const st = await db.stats();
+      info.db_bytes = st.db.file_size;
+      ok(st.db.file_size >= sizeMiB * 1048576, `file size ${st.db.file_size} >= ${sizeMiB} MiB`);
+      const m = await mem('read');
+      const held = m.wasmHeapBytes + m.idb.peakBytes;
+      ok(st.db.file_size > 2 * held, `the database (${st.db.file_size}) is > 2x what the Worker held (${held})`);
+      info.fetches = m.idb.fetches;
+      info.fetched_chunks = m.idb.fetchedChunks;
+      eq(await db.check(), true, 'check after reopen (every page)');
+    }
+  } finally {
+    await db.close();
+  }
+  return { failures, checks: count(), info };
+}

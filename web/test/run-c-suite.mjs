@@ -5,7 +5,8 @@
 //   node web/test/run-c-suite.mjs BUILD_DIR [--platform memory,opfs,idb] [--only test_api,...] [--skip test_x,...]
 //
 // A test passes when its main() returns 0 (the C checks print every failure).
-// Environment passed to the programs: CAIRN_TEST_SCALE (if set).
+// Environment passed to the programs: CAIRN_TEST_SCALE (if set; on idb a
+// fifth of it, or CAIRN_IDB_TEST_SCALE).
 import path from 'node:path';
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -25,8 +26,14 @@ const perTestLimitMs = Number(process.env.CAIRN_BROWSER_TEST_LIMIT_S || 1200) * 
 // Which programs run on which platform. The crash test runs on the fault
 // platform whatever the host, so once is enough; concurrency needs threads
 // (the single-threaded build runs its sequential part) and runs once too.
+// test_em_idb_crash (platform/wasm/em_test_idb_crash.c) simulates power
+// loss on the IndexedDB store itself: idb only.
 const ON_STORAGE = /^test_(api|platform|model|corrupt|backup|wal)$/;
-const PER_PLATFORM = { memory: null /* all */, opfs: ON_STORAGE, idb: ON_STORAGE };
+const PER_PLATFORM = {
+  memory: /^test_(?!em_)/ /* all but the browser platforms' own */,
+  opfs: ON_STORAGE,
+  idb: /^test_(api|platform|model|corrupt|backup|wal|em_idb_crash)$/,
+};
 
 const testsDir = path.join(buildDir, 'tests');
 let tests = fs
@@ -44,6 +51,10 @@ if (!tests.length) {
 
 const env = {};
 if (process.env.CAIRN_TEST_SCALE) env.CAIRN_TEST_SCALE = process.env.CAIRN_TEST_SCALE;
+// On idb every sync is a real IndexedDB transaction (a few ms each) and the
+// cache is small, so the programs run at a fifth of the scale there unless
+// CAIRN_IDB_TEST_SCALE says otherwise.
+const idbScale = process.env.CAIRN_IDB_TEST_SCALE || String(Number(process.env.CAIRN_TEST_SCALE || 1) / 5);
 
 const { server, origin } = await serve({ buildDir });
 const userDataDir = fs.mkdtempSync('/tmp/cairn-chromium-');
@@ -93,7 +104,12 @@ try {
             };
             w.postMessage({ module, env, platform });
           }),
-        { module: `/build/tests/${t}.mjs`, env, platform, limit: perTestLimitMs },
+        {
+          module: `/build/tests/${t}.mjs`,
+          env: platform === 'idb' ? { ...env, CAIRN_TEST_SCALE: idbScale } : env,
+          platform,
+          limit: perTestLimitMs,
+        },
       );
       // Let the last output lines arrive before judging.
       await page.waitForTimeout(50);

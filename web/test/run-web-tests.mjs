@@ -24,7 +24,7 @@ function report(what, r) {
   const ok = r.failures.length === 0;
   if (ok) passed++;
   else failed++;
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${what} (${r.checks} checks)`);
+  console.log(`${ok ? 'PASS' : 'FAIL'} ${what} (${r.checks} checks)${r.info ? ' ' + JSON.stringify(r.info) : ''}`);
   for (const f of r.failures) console.log('  - ' + f);
 }
 
@@ -58,6 +58,14 @@ try {
     report(`${b}: 24 MiB database written`, await call(page, 'large', b, 'write'));
     report(`${b}: 24 MiB database reopened and read back`, await call(page, 'large', b, 'read'));
   }
+
+  // IndexedDB with bounded memory: a database far beyond what the Worker
+  // holds, reopened in a fresh Worker and read back (CAIRN_BROWSER_BOUNDED_MIB).
+  const bmib = Number(process.env.CAIRN_BROWSER_BOUNDED_MIB || 64);
+  await call(page, 'wipe', 'indexeddb', 'bounded');
+  report(`indexeddb: ${bmib} MiB database written with bounded memory`, await call(page, 'bounded', 'write', bmib));
+  report(`indexeddb: ${bmib} MiB database reopened and read back with bounded memory`, await call(page, 'bounded', 'read', bmib));
+  await call(page, 'wipe', 'indexeddb', 'bounded');
 
   // Reload with the databases still open: locks and handles must recover.
   for (const b of PERSISTENT) report(`${b}: write, leave open`, await call(page, 'persist', b, 'write', 'reload', true));
