@@ -25,6 +25,10 @@ void pgmap_clear(pgmap *m);
 void *pgmap_get(const pgmap *m, uint64_t key);
 /* Insert or replace; CAIRN_NOMEM on allocation failure. */
 int pgmap_put(pgmap *m, uint64_t key, void *val);
+/* The value slot of key, inserted with NULL if absent (one probe instead of
+ * a get and a put); NULL on allocation failure. Valid until the map next
+ * changes. */
+void **pgmap_ref(pgmap *m, uint64_t key);
 /* Remove and return the value (NULL if absent). */
 void *pgmap_del(pgmap *m, uint64_t key);
 
