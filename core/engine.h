@@ -217,6 +217,8 @@ struct cairn_txn {
   pgmap pins;            /* cached mode: pgno -> cache_entry pinned */
   pgmap *pin_to;         /* where new pins go (a cursor's or a walk's own
                           * set); NULL = pins, held until the txn ends */
+  pgmap *pin_from;       /* cached mode: pins of the position a cursor is
+                          * leaving; a page found there moves to pin_to */
   /* write txn only */
   pgmap dirty;          /* pgno -> dirty_page */
   pgvec freed;          /* pages of the snapshot this txn freed */

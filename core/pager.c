@@ -225,24 +225,40 @@ static int check_type(const uint8_t *p, uint64_t pgno, unsigned types,
   return CAIRN_OK;
 }
 
+/* The npages and type checks every pinned page gets when handed out. */
+static int pinned_page(cache_entry *e, uint64_t pgno, uint64_t npages,
+                       unsigned types, const uint8_t **out) {
+  if (e->npages != npages)
+    return cairn__seterr(CAIRN_CORRUPT,
+                         "page %llu: referenced with two different lengths",
+                         (unsigned long long)pgno);
+  *out = e->data;
+  return check_type(e->data, pgno, types, npages);
+}
+
 static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
                       unsigned types, const uint8_t **out) {
   /* A page already pinned for the txn's life needs no pin of its own. */
   pgmap *set = txn->pin_to ? txn->pin_to : &txn->pins;
   cache_entry *e = pgmap_get(set, pgno);
-  if (!e && set != &txn->pins)
+  if (!e && set != &txn->pins && txn->pins.len)
     e = pgmap_get(&txn->pins, pgno);
-  if (e) {
-    if (e->npages != npages)
-      return cairn__seterr(CAIRN_CORRUPT,
-                           "page %llu: referenced with two different lengths",
-                           (unsigned long long)pgno);
-    *out = e->data;
-    return check_type(e->data, pgno, types, npages);
+  if (e)
+    return pinned_page(e, pgno, npages, types, out);
+  /* A pin of the position being left (a cursor's previous one) moves to
+   * the new set as it is: no cache lookup, no reference count change. */
+  pgmap *from = txn->pin_from;
+  if (from && from != set && from->len && (e = pgmap_get(from, pgno)) != NULL) {
+    void **slot = pgmap_ref(set, pgno);
+    if (!slot)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory pinning page");
+    *slot = e;
+    pgmap_del(from, pgno);
+    return pinned_page(e, pgno, npages, types, out);
   }
-  int rc = pgmap_put(set, pgno, NULL); /* reserve before pinning */
-  if (rc)
-    return cairn__seterr(rc, "out of memory pinning page");
+  void **slot = pgmap_ref(set, pgno); /* reserve before pinning */
+  if (!slot)
+    return cairn__seterr(CAIRN_NOMEM, "out of memory pinning page");
   cairn_mutex_lock(&pg->cache_mu);
   e = pgmap_get(&pg->cache, pgno);
   if (e && e->npages != npages) {
@@ -264,7 +280,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
       return cairn__seterr(CAIRN_NOMEM, "out of memory reading page %llu",
                            (unsigned long long)pgno);
     }
-    rc = pg->file->methods->read(pg->file, buf, bytes, pgno * pg->psize);
+    int rc = pg->file->methods->read(pg->file, buf, bytes, pgno * pg->psize);
     if (!rc)
       rc = page_validate(buf, pgno, pg->psize, npages, types);
     if (rc) {
@@ -287,7 +303,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   }
   e->refs++;
   cairn_mutex_unlock(&pg->cache_mu);
-  pgmap_put(set, pgno, e); /* slot exists: cannot fail */
+  *slot = e; /* set has not changed since pgmap_ref */
   *out = e->data;
   return check_type(e->data, pgno, types, npages);
 }
