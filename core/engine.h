@@ -70,11 +70,11 @@ typedef struct pager {
   verified_map *verified;
   /* cached mode */
   cairn_mutex cache_mu;
-  pgmap cache;           /* pgno -> cache_entry */
-  cache_entry *lru_head; /* unpinned entries, most recent first */
-  cache_entry *lru_tail;
+  pgmap cache;       /* pgno -> cache_entry */
+  size_t clock_hand; /* eviction sweeps cache's slots from here */
   size_t cache_cap, cache_pages;
-  metrics *metrics; /* the owning database's counters */
+  size_t unpinned_pages; /* of cache_pages, in entries no one pins */
+  metrics *metrics;      /* the owning database's counters */
 } pager;
 
 struct cache_entry {
@@ -83,7 +83,7 @@ struct cache_entry {
   uint8_t *data;
   long refs;
   int detached; /* replaced by newer content; freed when unpinned */
-  cache_entry *prev, *next;
+  int used;     /* pinned since the clock hand last passed (eviction) */
 };
 
 int pager_open(pager *pg, cairn_platform *plat, cairn_file *file,

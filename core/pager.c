@@ -11,7 +11,11 @@
  *   cached  a bounded cache of page buffers read with read(). A txn pins
  *           every entry it was given until it ends, which keeps returned
  *           slices valid for the txn's life; the bound applies to unpinned
- *           entries.
+ *           entries. A page is validated once, when it is read into the
+ *           cache. Eviction is CLOCK (a "used" bit per entry, a hand that
+ *           sweeps the cache's table): a hit touches only its own entry,
+ *           where a list LRU also wrote its two neighbours (cache misses
+ *           that dominated hits under WASI).
  * Old maps are kept until close because a snapshot may still read through
  * the map it started with.
  */
@@ -115,8 +119,14 @@ int pager_open(pager *pg, cairn_platform *plat, cairn_file *file,
   return CAIRN_OK;
 }
 
+/* Pages read into the cache share one allocation with their entry (one
+ * cache miss less per hit); adopted buffers keep their own. */
+#define ENTRY_HDR 64u
+_Static_assert(sizeof(cache_entry) <= ENTRY_HDR, "cache_entry fits ENTRY_HDR");
+
 static void entry_free(cache_entry *e) {
-  free(e->data);
+  if (e->data != (uint8_t *)e + ENTRY_HDR)
+    free(e->data);
   free(e);
 }
 
@@ -168,34 +178,33 @@ int pager_ensure_map(pager *pg, uint64_t bytes) {
 
 /* ---- cached mode ------------------------------------------------------- */
 
-static void lru_unlink(pager *pg, cache_entry *e) {
-  if (e->prev)
-    e->prev->next = e->next;
-  else
-    pg->lru_head = e->next;
-  if (e->next)
-    e->next->prev = e->prev;
-  else
-    pg->lru_tail = e->prev;
-  e->prev = e->next = NULL;
-}
-
-static void lru_push(pager *pg, cache_entry *e) {
-  e->prev = NULL;
-  e->next = pg->lru_head;
-  if (pg->lru_head)
-    pg->lru_head->prev = e;
-  pg->lru_head = e;
-  if (!pg->lru_tail)
-    pg->lru_tail = e;
-}
-
+/* Evict unpinned entries, not used since the hand last passed them, until
+ * the cache is within its bound. The sweep is bounded: when nearly every
+ * entry is pinned, the few unpinned ones are found over several calls
+ * rather than by walking the whole table each time. */
 static void evict(pager *pg) {
-  while (pg->cache_pages > pg->cache_cap && pg->lru_tail) {
-    cache_entry *e = pg->lru_tail;
-    lru_unlink(pg, e);
+  if (pg->cache_pages <= pg->cache_cap || !pg->unpinned_pages)
+    return;
+  size_t over = pg->cache_pages - pg->cache_cap;
+  if (over > pg->unpinned_pages)
+    over = pg->unpinned_pages;
+  size_t budget = 256 + 4 * over;
+  while (pg->cache_pages > pg->cache_cap && pg->unpinned_pages && budget--) {
+    pgmap_slot *s = &pg->cache.slots[pg->clock_hand & (pg->cache.cap - 1)];
+    cache_entry *e = s->val;
+    if (!s->key || e->refs > 0) {
+      pg->clock_hand++;
+      continue;
+    }
+    if (e->used) {
+      e->used = 0;
+      pg->clock_hand++;
+      continue;
+    }
+    /* Deleting shifts a later entry into this slot: look at it next. */
     pgmap_del(&pg->cache, e->pgno);
     pg->cache_pages -= e->npages;
+    pg->unpinned_pages -= e->npages;
     entry_free(e);
     METRIC_ADD(pg->metrics, cache_evictions, 1);
   }
@@ -208,7 +217,7 @@ static void unpin(pager *pg, cache_entry *e) {
     entry_free(e);
     return;
   }
-  lru_push(pg, e);
+  pg->unpinned_pages += e->npages;
 }
 
 static int check_type(const uint8_t *p, uint64_t pgno, unsigned types,
@@ -270,10 +279,9 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   }
   if (!e) {
     size_t bytes = (size_t)(npages * pg->psize);
-    uint8_t *buf = malloc(bytes);
-    e = calloc(1, sizeof *e);
-    if (!buf || !e || pgmap_put(&pg->cache, pgno, e)) {
-      free(buf);
+    e = bytes <= SIZE_MAX - ENTRY_HDR ? malloc(ENTRY_HDR + bytes) : NULL;
+    uint8_t *buf = (uint8_t *)e + ENTRY_HDR;
+    if (!e || pgmap_put(&pg->cache, pgno, e)) {
       free(e);
       cairn_mutex_unlock(&pg->cache_mu);
       pgmap_del(set, pgno);
@@ -285,12 +293,12 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
       rc = page_validate(buf, pgno, pg->psize, npages, types);
     if (rc) {
       pgmap_del(&pg->cache, pgno);
-      free(buf);
       free(e);
       cairn_mutex_unlock(&pg->cache_mu);
       pgmap_del(set, pgno);
       return rc;
     }
+    memset(e, 0, sizeof *e);
     e->pgno = pgno;
     e->npages = npages;
     e->data = buf;
@@ -298,10 +306,11 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
     METRIC_ADD(pg->metrics, cache_misses, 1);
   } else {
     if (e->refs == 0)
-      lru_unlink(pg, e);
+      pg->unpinned_pages -= e->npages;
     METRIC_ADD(pg->metrics, cache_hits, 1);
   }
   e->refs++;
+  e->used = 1;
   cairn_mutex_unlock(&pg->cache_mu);
   *slot = e; /* set has not changed since pgmap_ref */
   *out = e->data;
@@ -374,7 +383,7 @@ static void drop_cached(pager *pg, uint64_t pgno) {
   if (old->refs > 0)
     old->detached = 1;
   else {
-    lru_unlink(pg, old);
+    pg->unpinned_pages -= old->npages;
     entry_free(old);
   }
 }
@@ -398,8 +407,9 @@ void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf) {
     n->pgno = pgno;
     n->npages = npages;
     n->data = buf;
+    n->used = 1;
     pg->cache_pages += npages;
-    lru_push(pg, n);
+    pg->unpinned_pages += npages;
     evict(pg);
   } else {
     free(n); /* no memory: simply do not cache it */
