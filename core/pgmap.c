@@ -19,7 +19,7 @@ static size_t hash64(uint64_t k) {
 void pgmap_free(pgmap *m) {
   free(m->slots);
   m->slots = NULL;
-  m->cap = m->len = 0;
+  m->cap = m->len = m->hint = 0;
 }
 
 void pgmap_clear(pgmap *m) {
@@ -31,6 +31,11 @@ void pgmap_clear(pgmap *m) {
 void *pgmap_get(const pgmap *m, uint64_t key) {
   if (!m->cap)
     return NULL;
+  /* The page just pinned is usually the next one asked for (a cursor step
+   * fetches its leaf, then reads the entry twice). A stale hint is only a
+   * wrong guess: keys are unique and hint < cap. */
+  if (m->slots[m->hint].key == key)
+    return m->slots[m->hint].val;
   size_t mask = m->cap - 1;
   for (size_t i = hash64(key) & mask;; i = (i + 1) & mask) {
     if (m->slots[i].key == key)
@@ -73,6 +78,7 @@ void **pgmap_ref(pgmap *m, uint64_t key) {
     m->slots[i].key = key;
     m->slots[i].val = NULL;
   }
+  m->hint = i;
   return &m->slots[i].val;
 }
 

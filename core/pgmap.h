@@ -18,6 +18,7 @@ typedef struct pgmap {
   pgmap_slot *slots;
   size_t cap; /* power of two, or 0 */
   size_t len;
+  size_t hint; /* slot of the latest insertion: looked at first by get */
 } pgmap;
 
 void pgmap_free(pgmap *m);
