@@ -245,6 +245,33 @@ static int pinned_page(cache_entry *e, uint64_t pgno, uint64_t npages,
   return check_type(e->data, pgno, types, npages);
 }
 
+/* A page taken from the cache (not from a pin the txn holds) is usually
+ * cold in the CPU's caches, and what follows reads it at scattered places:
+ * a binary search, then a cursor stepping through entries that sit in
+ * insertion order. One cache miss at a time, each waited for; ask for the
+ * page's lines up front instead, all in flight at once. Natively a
+ * prefetch; wasm has none, so plain loads whose result goes nowhere useful
+ * (they still overlap: no load depends on another). At most 4 KiB. */
+#define TOUCH_MAX 4096u
+#define LINE 64u
+#if defined(__wasm__)
+static volatile uint8_t touch_sink;
+#endif
+
+static void touch_page(const uint8_t *p, size_t bytes) {
+  if (bytes > TOUCH_MAX)
+    bytes = TOUCH_MAX;
+#if defined(__wasm__)
+  uint8_t acc = 0;
+  for (size_t i = 0; i < bytes; i += LINE)
+    acc |= p[i];
+  touch_sink = acc;
+#else
+  for (size_t i = 0; i < bytes; i += LINE)
+    __builtin_prefetch(p + i);
+#endif
+}
+
 static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
                       unsigned types, const uint8_t **out) {
   /* A page already pinned for the txn's life needs no pin of its own. */
@@ -312,6 +339,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   e->refs++;
   e->used = 1;
   cairn_mutex_unlock(&pg->cache_mu);
+  touch_page(e->data, (size_t)(npages * pg->psize));
   *slot = e; /* set has not changed since pgmap_ref */
   *out = e->data;
   return check_type(e->data, pgno, types, npages);
