@@ -77,10 +77,9 @@ typedef struct pager {
   metrics *metrics;      /* the owning database's counters */
 } pager;
 
-struct cache_entry {
+struct cache_entry { /* the page follows, see ENTRY_DATA in pager.c */
   uint64_t pgno;
   uint64_t npages;
-  uint8_t *data;
   long refs;
   int detached; /* replaced by newer content; freed when unpinned */
   int used;     /* pinned since the clock hand last passed (eviction) */

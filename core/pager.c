@@ -119,16 +119,20 @@ int pager_open(pager *pg, cairn_platform *plat, cairn_file *file,
   return CAIRN_OK;
 }
 
-/* Pages read into the cache share one allocation with their entry (one
- * cache miss less per hit); adopted buffers keep their own. */
+/* A cached page shares one allocation with its entry, at a fixed offset:
+ * the page header sits next to the entry (one cache miss less per hit) and
+ * the page's address is known before the entry is read. */
 #define ENTRY_HDR 64u
 _Static_assert(sizeof(cache_entry) <= ENTRY_HDR, "cache_entry fits ENTRY_HDR");
+#define ENTRY_DATA(e) ((uint8_t *)(e) + ENTRY_HDR)
 
-static void entry_free(cache_entry *e) {
-  if (e->data != (uint8_t *)e + ENTRY_HDR)
-    free(e->data);
-  free(e);
+static cache_entry *entry_alloc(uint64_t npages, uint32_t psize) {
+  if (npages > (SIZE_MAX - ENTRY_HDR) / psize)
+    return NULL;
+  return malloc(ENTRY_HDR + (size_t)(npages * psize));
 }
+
+static void entry_free(cache_entry *e) { free(e); }
 
 void pager_close(pager *pg) {
   if (pg->mapped) {
@@ -241,8 +245,8 @@ static int pinned_page(cache_entry *e, uint64_t pgno, uint64_t npages,
     return cairn__seterr(CAIRN_CORRUPT,
                          "page %llu: referenced with two different lengths",
                          (unsigned long long)pgno);
-  *out = e->data;
-  return check_type(e->data, pgno, types, npages);
+  *out = ENTRY_DATA(e);
+  return check_type(ENTRY_DATA(e), pgno, types, npages);
 }
 
 /* A page taken from the cache (not from a pin the txn holds) is usually
@@ -297,6 +301,8 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
     return cairn__seterr(CAIRN_NOMEM, "out of memory pinning page");
   cairn_mutex_lock(&pg->cache_mu);
   e = pgmap_get(&pg->cache, pgno);
+  if (e) /* first, so the entry's and the page's misses overlap */
+    touch_page(ENTRY_DATA(e), pg->psize);
   if (e && e->npages != npages) {
     cairn_mutex_unlock(&pg->cache_mu);
     pgmap_del(set, pgno);
@@ -306,8 +312,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   }
   if (!e) {
     size_t bytes = (size_t)(npages * pg->psize);
-    e = bytes <= SIZE_MAX - ENTRY_HDR ? malloc(ENTRY_HDR + bytes) : NULL;
-    uint8_t *buf = (uint8_t *)e + ENTRY_HDR;
+    e = entry_alloc(npages, pg->psize);
     if (!e || pgmap_put(&pg->cache, pgno, e)) {
       free(e);
       cairn_mutex_unlock(&pg->cache_mu);
@@ -315,6 +320,7 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
       return cairn__seterr(CAIRN_NOMEM, "out of memory reading page %llu",
                            (unsigned long long)pgno);
     }
+    uint8_t *buf = ENTRY_DATA(e);
     int rc = pg->file->methods->read(pg->file, buf, bytes, pgno * pg->psize);
     if (!rc)
       rc = page_validate(buf, pgno, pg->psize, npages, types);
@@ -328,7 +334,6 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
     memset(e, 0, sizeof *e);
     e->pgno = pgno;
     e->npages = npages;
-    e->data = buf;
     pg->cache_pages += npages;
     METRIC_ADD(pg->metrics, cache_misses, 1);
   } else {
@@ -339,10 +344,9 @@ static int cached_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
   e->refs++;
   e->used = 1;
   cairn_mutex_unlock(&pg->cache_mu);
-  touch_page(e->data, (size_t)(npages * pg->psize));
   *slot = e; /* set has not changed since pgmap_ref */
-  *out = e->data;
-  return check_type(e->data, pgno, types, npages);
+  *out = ENTRY_DATA(e);
+  return check_type(ENTRY_DATA(e), pgno, types, npages);
 }
 
 int pager_get(pager *pg, cairn_txn *txn, uint64_t pgno, uint64_t npages,
@@ -428,20 +432,23 @@ void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
 }
 
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf) {
-  cache_entry *n = calloc(1, sizeof *n);
+  cache_entry *n = entry_alloc(npages, pg->psize);
+  if (n) { /* a copy: every entry holds its page at ENTRY_DATA */
+    memset(n, 0, sizeof *n);
+    memcpy(ENTRY_DATA(n), buf, (size_t)(npages * pg->psize));
+  }
+  free(buf);
   cairn_mutex_lock(&pg->cache_mu);
   drop_cached(pg, pgno);
   if (n && pgmap_put(&pg->cache, pgno, n) == CAIRN_OK) {
     n->pgno = pgno;
     n->npages = npages;
-    n->data = buf;
     n->used = 1;
     pg->cache_pages += npages;
     pg->unpinned_pages += npages;
     evict(pg);
   } else {
     free(n); /* no memory: simply do not cache it */
-    free(buf);
   }
   cairn_mutex_unlock(&pg->cache_mu);
 }
