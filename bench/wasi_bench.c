@@ -6,6 +6,9 @@
  *
  *   wasi_bench [--n N] [--commits C] [--scans S] [--cache-pages P] [--dir D]
  *              [--nommap 1]   (natively: page cache instead of the map)
+ *              [--keep 1]     (leave the database file at the end)
+ *              [--reads 1]    (only W3-W5, on the file --keep left with the
+ *                              same --n and --commits: for profiling reads)
  *
  *   W1  bulk load: N puts, 100-byte values, 10,000 per durable commit
  *   W2  C (1,000) durable commits x 500 puts, half overwrite, 150-byte values
@@ -93,17 +96,41 @@ static void ck(int rc, const char *what) {
 static uint64_t rng_state = 42;
 static uint64_t below(uint64_t n) { return splitmix64(&rng_state) % n; }
 
+static cairn_db *metrics_db; /* the database result() reports on */
+static uint64_t last_hits, last_misses;
+
+/* One result line; "INFO cache Wn hits misses" follows when the phase used
+ * the page cache (cached mode), to tell hit-path from miss-path costs. */
 static void result(const char *w, double v, const char *unit, double secs) {
   printf("RESULT %s %.1f %s\n", w, v, unit);
+  cairn_metrics m;
+  if (metrics_db && cairn_metrics_get(metrics_db, &m) == CAIRN_OK) {
+    uint64_t h = m.cache_hits - last_hits, x = m.cache_misses - last_misses;
+    if (h || x)
+      printf("INFO cache %s %llu %llu\n", w, (unsigned long long)h,
+             (unsigned long long)x);
+    last_hits = m.cache_hits;
+    last_misses = m.cache_misses;
+  }
   fflush(stdout);
   fprintf(stderr, "  %s: %.0f %s (%.2f s)\n", w, v, unit, secs);
+}
+
+/* Start counting cache hits and misses for the next result(). */
+static void count_cache(cairn_db *db) {
+  cairn_metrics m;
+  metrics_db = db;
+  if (cairn_metrics_get(db, &m) == CAIRN_OK) {
+    last_hits = m.cache_hits;
+    last_misses = m.cache_misses;
+  }
 }
 
 typedef struct {
   uint64_t n, commits, scans;
   size_t cache_pages;
   const char *dir;
-  int nommap;
+  int nommap, keep, reads;
 } opts;
 
 static cairn_db *open_db(const char *path, const opts *o) {
@@ -119,7 +146,7 @@ static cairn_db *open_db(const char *path, const opts *o) {
 }
 
 int main(int argc, char **argv) {
-  opts o = {100000, 1000, 100000, 16384, ".", 0};
+  opts o = {100000, 1000, 100000, 16384, ".", 0, 0, 0};
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
@@ -138,9 +165,14 @@ int main(int argc, char **argv) {
       o.dir = v;
     else if (!strcmp(a, "--nommap"))
       o.nommap = atoi(v) != 0;
+    else if (!strcmp(a, "--keep"))
+      o.keep = atoi(v) != 0;
+    else if (!strcmp(a, "--reads"))
+      o.reads = atoi(v) != 0;
     else {
       fprintf(stderr, "usage: wasi_bench [--n N] [--commits C] [--scans S] "
-                      "[--cache-pages P] [--dir D] [--nommap 1]\n");
+                      "[--cache-pages P] [--dir D] [--nommap 1] [--keep 1] "
+                      "[--reads 1]\n");
       return 2;
     }
   }
@@ -148,7 +180,8 @@ int main(int argc, char **argv) {
     o.n = 1000;
   char path[4096];
   snprintf(path, sizeof path, "%s/wasi_bench.cairn", o.dir);
-  remove(path);
+  if (!o.reads)
+    remove(path);
 
   cairn_db *db = open_db(path, &o);
   cairn_db_stat st;
@@ -166,8 +199,13 @@ int main(int argc, char **argv) {
   uint8_t k[KEY_SIZE], v[W2_VAL];
   cairn_txn *t = NULL;
 
+  uint64_t nkeys = o.n + o.commits * (W2_PUTS / 2);
+  double t0, dt;
+  if (o.reads)
+    goto reads;
+
   /* W1: bulk load */
-  double t0 = now_s();
+  t0 = now_s();
   for (uint64_t i = 0; i < o.n; i++) {
     if (i % W1_TXN == 0)
       ck(cairn_begin(db, 0, &t), "begin");
@@ -179,11 +217,11 @@ int main(int argc, char **argv) {
     if (i % W1_TXN == W1_TXN - 1 || i == o.n - 1)
       ck(cairn_commit(t), "commit");
   }
-  double dt = now_s() - t0;
+  dt = now_s() - t0;
   result("W1", (double)o.n / dt, "keys/s", dt);
 
   /* W2: block commits, half overwrites, half new keys */
-  uint64_t nkeys = o.n;
+  nkeys = o.n;
   t0 = now_s();
   for (uint64_t c = 0; c < o.commits; c++) {
     ck(cairn_begin(db, 0, &t), "begin");
@@ -200,6 +238,7 @@ int main(int argc, char **argv) {
   dt = now_s() - t0;
   if (o.commits)
     result("W2", (double)o.commits / dt, "commits/s", dt);
+reads:
   ck(cairn_close(db), "close");
 
   /* W3: reopen, then two passes of random gets; the second is measured */
@@ -207,6 +246,7 @@ int main(int argc, char **argv) {
   for (int pass = 0; pass < 2; pass++) {
     uint64_t bad = 0;
     rng_state = 7 + (uint64_t)pass;
+    count_cache(db);
     t0 = now_s();
     for (uint64_t g = 0; g < o.n; g++) {
       if (g % W3_BATCH == 0)
@@ -295,6 +335,7 @@ int main(int argc, char **argv) {
   ck(cairn_db_stat_get(db, &st), "stat");
   printf("INFO file_bytes %llu\n", (unsigned long long)st.file_size);
   ck(cairn_close(db), "close");
-  remove(path);
+  if (!o.keep)
+    remove(path);
   return 0;
 }

@@ -53,7 +53,7 @@ struct cairn_cursor {
 
 typedef struct move {
   pgmap old;
-  pgmap *saved;
+  pgmap *saved, *saved_from;
 } move;
 
 static void move_begin(cairn_cursor *c, move *m) {
@@ -62,10 +62,13 @@ static void move_begin(cairn_cursor *c, move *m) {
   memset(&c->spare, 0, sizeof c->spare);
   m->saved = c->txn->pin_to;
   c->txn->pin_to = &c->pins;
+  m->saved_from = c->txn->pin_from; /* pages still needed move over */
+  c->txn->pin_from = &m->old;
 }
 
 static int move_end(cairn_cursor *c, move *m, int rc) {
   c->txn->pin_to = m->saved;
+  c->txn->pin_from = m->saved_from;
   pager_release_set(&c->txn->db->pg, &m->old); /* leaves it empty */
   if (m->old.cap <= 64 && !c->spare.slots)
     c->spare = m->old; /* reused by the next move */

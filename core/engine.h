@@ -72,20 +72,19 @@ typedef struct pager {
   verified_map *verified;
   /* cached mode */
   cairn_mutex cache_mu;
-  pgmap cache;           /* pgno -> cache_entry */
-  cache_entry *lru_head; /* unpinned entries, most recent first */
-  cache_entry *lru_tail;
+  pgmap cache;       /* pgno -> cache_entry */
+  size_t clock_hand; /* eviction sweeps cache's slots from here */
   size_t cache_cap, cache_pages;
-  metrics *metrics; /* the owning database's counters */
+  size_t unpinned_pages; /* of cache_pages, in entries no one pins */
+  metrics *metrics;      /* the owning database's counters */
 } pager;
 
-struct cache_entry {
+struct cache_entry { /* the page follows, see ENTRY_DATA in pager.c */
   uint64_t pgno;
   uint64_t npages;
-  uint8_t *data;
   long refs;
   int detached; /* replaced by newer content; freed when unpinned */
-  cache_entry *prev, *next;
+  int used;     /* pinned since the clock hand last passed (eviction) */
 };
 
 int pager_open(pager *pg, cairn_platform *plat, cairn_file *file,
@@ -222,6 +221,8 @@ struct cairn_txn {
   pgmap pins;            /* cached mode: pgno -> cache_entry pinned */
   pgmap *pin_to;         /* where new pins go (a cursor's or a walk's own
                           * set); NULL = pins, held until the txn ends */
+  pgmap *pin_from;       /* cached mode: pins of the position a cursor is
+                          * leaving; a page found there moves to pin_to */
   /* write txn only */
   pgmap dirty;          /* pgno -> dirty_page */
   pgvec freed;          /* pages of the snapshot this txn freed */

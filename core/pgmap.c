@@ -19,7 +19,7 @@ static size_t hash64(uint64_t k) {
 void pgmap_free(pgmap *m) {
   free(m->slots);
   m->slots = NULL;
-  m->cap = m->len = 0;
+  m->cap = m->len = m->hint = 0;
 }
 
 void pgmap_clear(pgmap *m) {
@@ -31,6 +31,11 @@ void pgmap_clear(pgmap *m) {
 void *pgmap_get(const pgmap *m, uint64_t key) {
   if (!m->cap)
     return NULL;
+  /* The page just pinned is usually the next one asked for (a cursor step
+   * fetches its leaf, then reads the entry twice). A stale hint is only a
+   * wrong guess: keys are unique and hint < cap. */
+  if (m->slots[m->hint].key == key)
+    return m->slots[m->hint].val;
   size_t mask = m->cap - 1;
   for (size_t i = hash64(key) & mask;; i = (i + 1) & mask) {
     if (m->slots[i].key == key)
@@ -41,7 +46,9 @@ void *pgmap_get(const pgmap *m, uint64_t key) {
 }
 
 static int grow(pgmap *m) {
-  size_t ncap = m->cap ? m->cap * 2 : 64;
+  /* Small first: a cursor's pin set holds a few pages and is cleared after
+   * every move, so its whole table is walked that often. */
+  size_t ncap = m->cap ? m->cap * 2 : 8;
   pgmap_slot *ns = calloc(ncap, sizeof *ns);
   if (!ns)
     return CAIRN_NOMEM;
@@ -59,20 +66,27 @@ static int grow(pgmap *m) {
   return CAIRN_OK;
 }
 
-int pgmap_put(pgmap *m, uint64_t key, void *val) {
-  if ((m->len + 1) * 4 > m->cap * 3) {
-    int rc = grow(m);
-    if (rc)
-      return rc;
-  }
+void **pgmap_ref(pgmap *m, uint64_t key) {
+  if ((m->len + 1) * 4 > m->cap * 3 && grow(m))
+    return NULL;
   size_t mask = m->cap - 1;
   size_t i = hash64(key) & mask;
   while (m->slots[i].key && m->slots[i].key != key)
     i = (i + 1) & mask;
-  if (!m->slots[i].key)
+  if (!m->slots[i].key) {
     m->len++;
-  m->slots[i].key = key;
-  m->slots[i].val = val;
+    m->slots[i].key = key;
+    m->slots[i].val = NULL;
+  }
+  m->hint = i;
+  return &m->slots[i].val;
+}
+
+int pgmap_put(pgmap *m, uint64_t key, void *val) {
+  void **v = pgmap_ref(m, key);
+  if (!v)
+    return CAIRN_NOMEM;
+  *v = val;
   return CAIRN_OK;
 }
 

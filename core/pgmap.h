@@ -18,6 +18,7 @@ typedef struct pgmap {
   pgmap_slot *slots;
   size_t cap; /* power of two, or 0 */
   size_t len;
+  size_t hint; /* slot of the latest insertion: looked at first by get */
 } pgmap;
 
 void pgmap_free(pgmap *m);
@@ -25,6 +26,10 @@ void pgmap_clear(pgmap *m);
 void *pgmap_get(const pgmap *m, uint64_t key);
 /* Insert or replace; CAIRN_NOMEM on allocation failure. */
 int pgmap_put(pgmap *m, uint64_t key, void *val);
+/* The value slot of key, inserted with NULL if absent (one probe instead of
+ * a get and a put); NULL on allocation failure. Valid until the map next
+ * changes. */
+void **pgmap_ref(pgmap *m, uint64_t key);
 /* Remove and return the value (NULL if absent). */
 void *pgmap_del(pgmap *m, uint64_t key);
 
