@@ -67,12 +67,12 @@ overlay *overlay_new(void) {
     return NULL;
   ov->rng = 0x2545f4914f6cdd1dull;
   ov->head = arena_alloc(ov, &ov->nodes_arena,
-                         sizeof(ov_node) + OV_MAX_HEIGHT * sizeof(ov_node *));
+                         sizeof(ov_node) + OV_MAX_HEIGHT * sizeof(ov_link));
   if (!ov->head) {
     free(ov);
     return NULL;
   }
-  memset(ov->head, 0, sizeof(ov_node) + OV_MAX_HEIGHT * sizeof(ov_node *));
+  memset(ov->head, 0, sizeof(ov_node) + OV_MAX_HEIGHT * sizeof(ov_link));
   ov->head->height = OV_MAX_HEIGHT;
   atomic_store(&ov->height, 1);
   atomic_store(&ov->refs, 1);
@@ -119,7 +119,7 @@ static int node_cmp(const ov_node *n, uint32_t cf, uint64_t prefix,
 }
 
 static ov_node *link(ov_node *n, int level) {
-  return atomic_load_explicit(&n->next[level], memory_order_acquire);
+  return atomic_load_explicit(&n->next[level].node, memory_order_acquire);
 }
 
 /* The last node < (cf, key) at every level (prev may be NULL). */
@@ -201,6 +201,31 @@ static void index_add(overlay *ov, ov_node *n) {
   atomic_store_explicit(&ov->index, y, memory_order_release);
 }
 
+/* The writer's find_lt: the links' copies of cf and prefix decide, the
+ * node is loaded only when both are equal. */
+static ov_node *writer_find_lt(overlay *ov, uint32_t cf, const uint8_t *key,
+                               size_t klen, ov_node **prev) {
+  ov_node *x = ov->head;
+  uint64_t prefix = key_prefix(key, klen);
+  for (int level = atomic_load_explicit(&ov->height, memory_order_relaxed) - 1;
+       level >= 0; level--) {
+    for (;;) {
+      const ov_link *l = &x->next[level];
+      ov_node *n = atomic_load_explicit(&l->node, memory_order_relaxed);
+      if (!n)
+        break;
+      int c = l->cf != cf           ? (l->cf < cf ? -1 : 1)
+              : l->prefix != prefix ? (l->prefix < prefix ? -1 : 1)
+                                    : node_cmp(n, cf, prefix, key, klen);
+      if (c >= 0)
+        break;
+      x = n;
+    }
+    prev[level] = x;
+  }
+  return x;
+}
+
 ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen) {
   struct ov_index *x = atomic_load_explicit(&ov->index, memory_order_acquire);
@@ -239,16 +264,16 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
   if (n)
     return n;
   ov_node *prev[OV_MAX_HEIGHT];
-  n = link(find_lt(ov, cf, key, klen, prev), 0);
+  n = link(writer_find_lt(ov, cf, key, klen, prev), 0);
   uint64_t prefix = key_prefix(key, klen);
   if (n && node_cmp(n, cf, prefix, key, klen) == 0)
     return n; /* (only when the index is incomplete) */
   int h = random_height(ov);
   n = arena_alloc(ov, &ov->nodes_arena,
-                  sizeof *n + (size_t)h * sizeof(ov_node *) + klen);
+                  sizeof *n + (size_t)h * sizeof(ov_link) + klen);
   if (!n)
     return NULL;
-  uint8_t *k = (uint8_t *)n + sizeof *n + (size_t)h * sizeof(ov_node *);
+  uint8_t *k = (uint8_t *)n + sizeof *n + (size_t)h * sizeof(ov_link);
   if (klen)
     memcpy(k, key, klen);
   n->prefix = prefix;
@@ -265,8 +290,14 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
   if (h > height) /* readers seeing the new height find head links NULL */
     atomic_store_explicit(&ov->height, h, memory_order_relaxed);
   for (int i = 0; i < h; i++) {
-    atomic_store_explicit(&n->next[i], link(prev[i], i), memory_order_relaxed);
-    atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
+    ov_link *pl = &prev[i]->next[i];
+    n->next[i].prefix = pl->prefix;
+    n->next[i].cf = pl->cf;
+    atomic_store_explicit(&n->next[i].node, link(prev[i], i),
+                          memory_order_relaxed);
+    pl->prefix = n->prefix;
+    pl->cf = n->cf;
+    atomic_store_explicit(&pl->node, n, memory_order_release);
   }
   index_add(ov, n); /* after the node is whole and linked */
   ov->nodes++;
