@@ -63,9 +63,8 @@ static uint32_t branch_search(const uint8_t *p, const uint8_t *key,
   return lo - 1;
 }
 
-static unsigned level_type(const cf_state *t, int level) {
-  return level + 1 == (int)t->depth ? TYPE_BIT(PAGE_LEAF)
-                                    : TYPE_BIT(PAGE_BRANCH);
+static unsigned level_type(uint32_t depth, int level) {
+  return level + 1 == (int)depth ? TYPE_BIT(PAGE_LEAF) : TYPE_BIT(PAGE_BRANCH);
 }
 
 uint32_t btree_max_inline(uint32_t psize) { return (psize - PAGE_HDR) / 4; }
@@ -105,15 +104,15 @@ int tree_entry(cairn_txn *txn, const tree_pos *pos, const uint8_t **e) {
 
 /* Descend from level l (whose pg/idx are set) to the leaf, taking the first
  * (dir > 0) or last (dir < 0) child at every level below. */
-static int descend_edge(cairn_txn *txn, const cf_state *t, tree_pos *pos, int l,
+static int descend_edge(cairn_txn *txn, uint32_t depth, tree_pos *pos, int l,
                         int dir) {
   for (;;) {
     const uint8_t *p;
-    int rc = txn_page(txn, pos->pg[l], level_type(t, l), &p);
+    int rc = txn_page(txn, pos->pg[l], level_type(depth, l), &p);
     if (rc)
       return rc;
     uint32_t n = pg_count(p);
-    if (l + 1 == (int)t->depth) {
+    if (l + 1 == (int)depth) {
       if (n == 0)
         return CAIRN_NOTFOUND; /* only an empty root leaf can be empty */
       pos->idx[l] = dir > 0 ? 0 : n - 1;
@@ -140,7 +139,7 @@ int tree_first(cairn_txn *txn, cf_state *t, tree_pos *pos) {
     return rc ? rc : CAIRN_NOTFOUND;
   pos->pg[0] = t->root;
   pos->depth = (int)t->depth;
-  rc = descend_edge(txn, t, pos, 0, 1);
+  rc = descend_edge(txn, t->depth, pos, 0, 1);
   if (rc)
     pos->depth = 0;
   return rc;
@@ -153,7 +152,7 @@ int tree_last(cairn_txn *txn, cf_state *t, tree_pos *pos) {
     return rc ? rc : CAIRN_NOTFOUND;
   pos->pg[0] = t->root;
   pos->depth = (int)t->depth;
-  rc = descend_edge(txn, t, pos, 0, -1);
+  rc = descend_edge(txn, t->depth, pos, 0, -1);
   if (rc)
     pos->depth = 0;
   return rc;
@@ -161,22 +160,14 @@ int tree_last(cairn_txn *txn, cf_state *t, tree_pos *pos) {
 
 /* The tree a position belongs to is implied by its depth: levels below the
  * last are branches. A small cf_state stand-in carries that. */
-static cf_state shape_of(const tree_pos *pos) {
-  cf_state t;
-  memset(&t, 0, sizeof t);
-  t.depth = (uint32_t)pos->depth;
-  t.root = pos->pg[0];
-  return t;
-}
-
 static int step(cairn_txn *txn, tree_pos *pos, int dir) {
   if (pos->depth <= 0)
     return CAIRN_NOTFOUND;
-  cf_state t = shape_of(pos);
+  uint32_t depth = (uint32_t)pos->depth;
   int L = pos->depth - 1;
   for (int l = L; l >= 0; l--) {
     const uint8_t *p;
-    int rc = txn_page(txn, pos->pg[l], level_type(&t, l), &p);
+    int rc = txn_page(txn, pos->pg[l], level_type(depth, l), &p);
     if (rc)
       return rc;
     uint32_t n = pg_count(p);
@@ -187,7 +178,7 @@ static int step(cairn_txn *txn, tree_pos *pos, int dir) {
     if (l == L)
       return CAIRN_OK;
     pos->pg[l + 1] = branch_child(branch_entry(p, pos->idx[l]));
-    return descend_edge(txn, &t, pos, l + 1, dir);
+    return descend_edge(txn, depth, pos, l + 1, dir);
   }
   return CAIRN_NOTFOUND;
 }
@@ -216,7 +207,7 @@ int tree_seek(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
   uint64_t pg = t->root;
   for (int l = 0; l < (int)t->depth; l++) {
     const uint8_t *p;
-    rc = txn_page(txn, pg, level_type(t, l), &p);
+    rc = txn_page(txn, pg, level_type(t->depth, l), &p);
     if (rc)
       return rc;
     pos->pg[l] = pg;
@@ -251,7 +242,7 @@ int btree_get(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
     return CAIRN_NOTFOUND;
   for (int l = 0;; l++) {
     const uint8_t *p;
-    rc = txn_page(txn, pg, level_type(t, l), &p);
+    rc = txn_page(txn, pg, level_type(t->depth, l), &p);
     if (rc)
       return rc;
     if (l + 1 == (int)t->depth) {
@@ -361,7 +352,8 @@ static int path_touch(cairn_txn *txn, cf_state *t, const uint8_t *key,
   ph->depth = (int)t->depth;
   for (int l = 0; l < ph->depth; l++) {
     const uint8_t *p;
-    rc = txn_page(txn, pg, level_type(t, l), &p); /* validates the type */
+    rc =
+        txn_page(txn, pg, level_type(t->depth, l), &p); /* validates the type */
     if (rc)
       return rc;
     uint8_t *buf;
@@ -735,7 +727,7 @@ int btree_del(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen) {
 
 static int free_subtree(cairn_txn *txn, cf_state *t, uint64_t pg, int l) {
   const uint8_t *p;
-  int rc = txn_page(txn, pg, level_type(t, l), &p);
+  int rc = txn_page(txn, pg, level_type(t->depth, l), &p);
   if (rc)
     return rc;
   uint32_t n = pg_count(p);

@@ -37,6 +37,8 @@ struct cairn_cursor {
   tree_pos pos;             /* the tree source; depth 0 = exhausted */
   ov_node *on;              /* the overlay source; NULL = exhausted */
   const ov_version *ov_cur; /* the current key's overlay version, or NULL */
+  const uint8_t *entry;     /* read txns: the tree entry at pos (the leaf stays
+                             * mapped, or pinned in pins, until the next move) */
   int on_tree;              /* the tree source sits on the current key */
   int dir;   /* direction of the last move (0: re-seek from key first) */
   int state; /* 0 unpositioned, 1 on key, 2 key deleted by its txn */
@@ -219,12 +221,12 @@ static int tree_rc(cairn_cursor *c, int rc) {
   return rc;
 }
 
-static int tree_key(cairn_cursor *c, const uint8_t **k, size_t *kl) {
-  const uint8_t *e;
-  int rc = tree_entry(c->txn, &c->pos, &e);
+static int tree_key(cairn_cursor *c, const uint8_t **k, size_t *kl,
+                    const uint8_t **e) {
+  int rc = tree_entry(c->txn, &c->pos, e);
   if (!rc) {
-    *k = leaf_key(e);
-    *kl = leaf_klen(e);
+    *k = leaf_key(*e);
+    *kl = leaf_klen(*e);
   }
   return rc;
 }
@@ -293,9 +295,9 @@ static int tree_step(cairn_cursor *c, int dir) {
 static int settle(cairn_cursor *c, int rc, int dir) {
   uint64_t snap = c->txn->snap.txnid;
   while (!rc) {
-    const uint8_t *tk = NULL;
+    const uint8_t *tk = NULL, *te = NULL;
     size_t tkl = 0;
-    if (c->pos.depth && (rc = tree_key(c, &tk, &tkl)) != CAIRN_OK)
+    if (c->pos.depth && (rc = tree_key(c, &tk, &tkl, &te)) != CAIRN_OK)
       break;
     ov_node *n = c->on;
     int order = 0; /* <0: the overlay's key comes first in dir */
@@ -314,11 +316,13 @@ static int settle(cairn_cursor *c, int rc, int dir) {
         continue;
       }
       c->ov_cur = v;
+      c->entry = NULL;
       c->on_tree = tk && order == 0;
       memcpy(c->key, n->key, n->klen);
       c->klen = n->klen;
     } else if (tk) {
       c->ov_cur = NULL;
+      c->entry = c->txn->rdonly ? te : NULL;
       c->on_tree = 1;
       memcpy(c->key, tk, tkl);
       c->klen = tkl;
@@ -525,9 +529,8 @@ static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
     cairn__clearerr();
     return CAIRN_OK;
   }
-  const uint8_t *e;
-  rc = tree_entry(c->txn, &c->pos, &e);
-  if (rc)
+  const uint8_t *e = c->entry;
+  if (!e && (rc = tree_entry(c->txn, &c->pos, &e)) != CAIRN_OK)
     return rc;
   if (key) {
     key->data = leaf_key(e);
