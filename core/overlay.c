@@ -122,9 +122,10 @@ static ov_node *link(ov_node *n, int level) {
   return atomic_load_explicit(&n->next[level].node, memory_order_acquire);
 }
 
-/* The last node < (cf, key) at every level (prev may be NULL). */
+/* The last node < (cf, key): readers' search (the writer's, which also
+ * records each level's predecessor, is writer_find_lt). */
 static ov_node *find_lt(overlay *ov, uint32_t cf, const uint8_t *key,
-                        size_t klen, ov_node **prev) {
+                        size_t klen) {
   ov_node *x = ov->head;
   uint64_t prefix = key_prefix(key, klen);
   for (int level = atomic_load_explicit(&ov->height, memory_order_relaxed) - 1;
@@ -132,8 +133,6 @@ static ov_node *find_lt(overlay *ov, uint32_t cf, const uint8_t *key,
     ov_node *n;
     while ((n = link(x, level)) && node_cmp(n, cf, prefix, key, klen) < 0)
       x = n;
-    if (prev)
-      prev[level] = x;
   }
   return x;
 }
@@ -229,9 +228,10 @@ static ov_node *writer_find_lt(overlay *ov, uint32_t cf, const uint8_t *key,
 ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen) {
   struct ov_index *x = atomic_load_explicit(&ov->index, memory_order_acquire);
-  if (!x)
-    return NULL; /* nothing was ever added */
+  /* (an index that could not be allocated at all is partial too) */
   if (!atomic_load_explicit(&ov->index_partial, memory_order_relaxed)) {
+    if (!x)
+      return NULL; /* nothing was ever added */
     uint64_t h = key_hash(cf, key, klen), p = key_prefix(key, klen);
     for (size_t i = h & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
       ov_node *n = atomic_load_explicit(&x->slot[i], memory_order_acquire);
@@ -241,7 +241,7 @@ ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
         return n;
     }
   }
-  ov_node *n = link(find_lt(ov, cf, key, klen, NULL), 0);
+  ov_node *n = link(find_lt(ov, cf, key, klen), 0);
   return n && node_cmp(n, cf, key_prefix(key, klen), key, klen) == 0 ? n : NULL;
 }
 
@@ -323,7 +323,7 @@ ov_version *overlay_add(overlay *ov, ov_node *node, uint64_t txnid,
 
 ov_node *overlay_seek(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen) {
-  ov_node *n = link(find_lt(ov, cf, key, klen, NULL), 0);
+  ov_node *n = link(find_lt(ov, cf, key, klen), 0);
   return n && n->cf == cf ? n : NULL;
 }
 
@@ -331,7 +331,7 @@ ov_node *overlay_seek_lt(overlay *ov, uint32_t cf, const uint8_t *key,
                          size_t klen) {
   ov_node *x;
   if (key) {
-    x = find_lt(ov, cf, key, klen, NULL);
+    x = find_lt(ov, cf, key, klen);
   } else if (cf == UINT32_MAX) { /* the last node of all */
     x = ov->head;
     for (int level =
@@ -342,7 +342,7 @@ ov_node *overlay_seek_lt(overlay *ov, uint32_t cf, const uint8_t *key,
         x = n;
     }
   } else {
-    x = find_lt(ov, cf + 1, NULL, 0, NULL);
+    x = find_lt(ov, cf + 1, NULL, 0);
   }
   return x != ov->head && x->cf == cf ? x : NULL;
 }

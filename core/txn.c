@@ -632,6 +632,19 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
 
 uint64_t db_now_ms(void); /* db.c */
 
+/* The end of a sync that makes commits durable: a failure leaves their
+ * outcome unknown (the handle refuses writes until a reopen); a success
+ * is counted. */
+static int sync_done(cairn_db *db, int rc, uint64_t t0) {
+  if (rc) {
+    db->poisoned = 1;
+    return rc;
+  }
+  METRIC_ADD(&db->metrics, syncs, 1);
+  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
+  return CAIRN_OK;
+}
+
 /* Make meta m durable in slot: sync the pages it names, write it, sync.
  * A failure before the meta write leaves nothing referencing the unsynced
  * pages (safe to retry); one at or after it leaves the outcome unknown, so
@@ -645,26 +658,13 @@ static int write_meta_durably(cairn_db *db, const meta *m, int slot) {
   rc = meta_write(f, m, slot, db->pg.psize);
   if (!rc)
     rc = f->methods->sync(f);
-  if (rc) {
-    db->poisoned = 1;
-    return rc;
-  }
-  METRIC_ADD(&db->metrics, syncs, 1);
-  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
-  return CAIRN_OK;
+  return sync_done(db, rc, t0);
 }
 
 /* Sync the log; a failure leaves unknown which records survive. */
 static int sync_log(cairn_db *db) {
   uint64_t t0 = metrics_now_ns();
-  int rc = wal_sync(&db->wal);
-  if (rc) {
-    db->poisoned = 1;
-    return rc;
-  }
-  METRIC_ADD(&db->metrics, syncs, 1);
-  histo_record(&db->metrics.sync, metrics_now_ns() - t0);
-  return CAIRN_OK;
+  return sync_done(db, wal_sync(&db->wal), t0);
 }
 
 int db_sync_locked(cairn_db *db) {

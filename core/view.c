@@ -128,12 +128,10 @@ int view_fold(cairn_txn *txn) {
     return CAIRN_OK;
   int rc = CAIRN_OK;
   cf_state *s = NULL;
-  uint32_t cf = 0;
-  int have_cf = 0;
+  uint32_t cf = CATALOG_CF_ID; /* never an overlay node's */
   for (ov_node *n = overlay_first_any(ov); n && !rc; n = overlay_next_any(n)) {
-    if (!have_cf || n->cf != cf) {
+    if (n->cf != cf) {
       cf = n->cf;
-      have_cf = 1;
       s = txn_cf(txn, cf, &rc);
       if (rc == CAIRN_NOTFOUND) { /* dropped since: its versions are moot */
         rc = CAIRN_OK;
