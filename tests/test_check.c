@@ -517,6 +517,48 @@ static void test_sound(void) {
 #endif
 }
 
+/* A catalog record that counts fewer entries than the tree holds: the
+ * check reports it, and counting entries over the write-ahead log's
+ * overlay refuses to go below zero with CAIRN_CORRUPT and a message. */
+static void test_entry_count(void) {
+  image im;
+  if (!load("template.db", &im))
+    return;
+  uint64_t cat = rd(meta(&im) + 64, 8);
+  uint8_t *p = page(&im, cat);
+  int done = 0;
+  for (uint32_t i = 0; i < count(p) && !done; i++) {
+    uint8_t *e = p + slot_off(p, i);
+    uint32_t kl = (uint32_t)rd(e, 2);
+    if (kl == 4 && memcmp(e + 8, "data", 4) == 0) {
+      wr(e + 8 + kl + 16, 8, 0); /* the record's entries */
+      done = 1;
+    }
+  }
+  if (!CHECK(done))
+    return;
+  reseal(&im, cat);
+  save(&im, "e.db");
+  expect_found("entry count", "e.db", NEED("entries found"));
+  ts_set_ctx("entry count below the overlay's deletions");
+  cairn_db *db;
+  cairn_options o;
+  ts_options(&o, MEM, 0);
+  if (!TCHECK_OK(cairn_open("e.db", &o, &db)))
+    return;
+  cairn_txn *w;
+  cairn_cf cf;
+  cairn_cf_stat cs;
+  if (TCHECK_OK(cairn_begin(db, 0, &w))) {
+    TCHECK_OK(cairn_cf_open(w, "data", 0, &cf));
+    TCHECK_OK(cairn_del(w, cf, ts_str("key000000")));
+    TCHECK_RC(cairn_cf_stat_get(w, cf, &cs), CAIRN_CORRUPT);
+    TCHECK(strstr(cairn_errmsg(), "deletes more entries") != NULL);
+    cairn_abort(w);
+  }
+  cairn_close(db);
+}
+
 int main(void) {
   build_template();
   test_bad_checksum();
@@ -527,6 +569,7 @@ int main(void) {
   test_freelist();
   test_meta();
   test_many_problems();
+  test_entry_count();
   test_sound();
   cairn_platform_memory_reset();
   return test_summary();
