@@ -212,6 +212,7 @@ struct cairn_txn {
   meta snap;          /* the snapshot (read) or the state being built (write) */
   const uint8_t *map; /* mapped mode: the map this txn reads through */
   uint64_t gen;       /* bumped on every modification (cursor revalidation) */
+  uint64_t spilled;   /* pages written ahead of the commit (txn_spill) */
   cf_state catalog;
   cf_state **cfs;
   size_t ncfs, capcfs;
@@ -248,6 +249,8 @@ int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
                  const uint8_t **out);
 /* Make pgno writable: returns the dirty buffer and its (new) number. */
 int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg);
+/* Write the txn's finished fresh pages now and recycle their buffers. */
+int txn_spill(cairn_txn *txn, const uint64_t *pgnos, size_t n);
 /* Allocate n contiguous fresh dirty pages. */
 int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno);
 /* Free a page run reachable in this txn (clean or dirty). */
@@ -333,6 +336,26 @@ int btree_free_all(cairn_txn *txn, cf_state *t);
 /* Read the value of a leaf entry (inline or overflow). */
 int btree_entry_value(cairn_txn *txn, const uint8_t *e, cairn_slice *val);
 uint32_t btree_max_inline(uint32_t psize);
+int btree_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* One entry of a page being laid out (size without its 2-byte slot). */
+typedef struct page_ent {
+  const uint8_t *ptr;
+  uint32_t size;
+} page_ent;
+/* Lay entries out in buf as a fresh page; they must not point into buf. */
+void btree_node_build(uint8_t *buf, uint32_t psize, uint16_t type,
+                      uint64_t pgno, const page_ent *es, uint32_t n);
+/* Build a leaf entry for (key, val) in e (room for LEAF_ENTRY_HDR + klen +
+ * max(vlen, 8) bytes), writing a large value to a fresh overflow run. */
+int btree_make_entry(cairn_txn *txn, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen, uint8_t *e,
+                     uint32_t *esize);
+/* Free a leaf entry's overflow run, if it has one. */
+int btree_free_value(cairn_txn *txn, const uint8_t *e);
+/* A checkpoint's fold of one column family's overlay nodes (*n onwards,
+ * key order) into its tree (fold.c); *n becomes the first node of the next
+ * column family, or NULL. */
+int btree_fold(cairn_txn *txn, cf_state *t, ov_node **n);
 
 /* Cursor stack shared by cursors and tree walks. */
 #define MAX_DEPTH 32

@@ -587,8 +587,8 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
   metrics *m = &txn->db->metrics;
   METRIC_ADD(m, pages_written, pages);
   METRIC_ADD(m, bytes_written, pages * psize);
-  METRIC_SET(m, last_commit_pages, pages);
-  METRIC_SET(m, last_commit_bytes, pages * psize);
+  METRIC_SET(m, last_commit_pages, pages + txn->spilled);
+  METRIC_SET(m, last_commit_bytes, (pages + txn->spilled) * psize);
   size_t i = 0;
   int rc = CAIRN_OK;
   while (i < n && !rc) {
@@ -631,6 +631,32 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
 }
 
 uint64_t db_now_ms(void); /* db.c */
+/* Write finished pages of this txn ahead of its commit and recycle their
+ * buffers. Safe because the page numbers are fresh or free (no snapshot
+ * reaches them) and nothing references them until the meta page is
+ * written; a checkpoint's fold writes the new tree this way, so it never
+ * holds the whole tree in memory. The pages must not be read again by the
+ * txn (they are no longer in its dirty table). */
+int txn_spill(cairn_txn *txn, const uint64_t *pgnos, size_t n) {
+  dirty_page **ds = malloc((n + 1) * sizeof *ds);
+  if (!ds)
+    return txn_fail(txn, cairn__seterr(CAIRN_NOMEM, "out of memory"));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    dirty_page *d = pgmap_del(&txn->dirty, pgnos[i]);
+    if (d)
+      ds[k++] = d;
+  }
+  qsort(ds, k, sizeof *ds, cmp_dirty);
+  seal_pages(ds, k, txn->snap.page_size, txn->snap.txnid);
+  int rc = write_dirty(txn, ds, k);
+  for (size_t i = 0; i < k; i++) {
+    txn->spilled += ds[i]->npages;
+    page_pool_put(&txn->db->pool, ds[i]);
+  }
+  free(ds);
+  return rc ? txn_fail(txn, rc) : CAIRN_OK;
+}
 
 /* The end of a sync that makes commits durable: a failure leaves their
  * outcome unknown (the handle refuses writes until a reopen); a success
