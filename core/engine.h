@@ -106,6 +106,10 @@ void txn_scope_begin(cairn_txn *txn, pgmap *scope, pgmap **saved);
 void txn_scope_end(cairn_txn *txn, pgmap *scope, pgmap *saved);
 /* Forget that a page range was validated (it is about to be rewritten). */
 void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages);
+/* Mapped mode: a page this process just wrote from a buffer it built and
+ * sealed is known valid; reading it back through the map skips the
+ * checksum (a checkpoint reads most of the previous one's pages). */
+void pager_mark_written(pager *pg, uint64_t pgno);
 /* Cached mode: adopt a freshly written buffer as the page's content. */
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf);
 

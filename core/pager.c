@@ -431,6 +431,11 @@ void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
   cairn_mutex_unlock(&pg->cache_mu);
 }
 
+void pager_mark_written(pager *pg, uint64_t pgno) {
+  if (pg->mapped)
+    vset(pg->verified, pgno);
+}
+
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf) {
   cache_entry *n = entry_alloc(npages, pg->psize);
   if (n) { /* a copy: every entry holds its page at ENTRY_DATA */

@@ -614,6 +614,8 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
   free(batch);
   if (rc)
     return rc;
+  for (size_t k = 0; k < n; k++)
+    pager_mark_written(pg, ds[k]->pgno);
   /* Pages allocated at the end and freed again in this txn were never
    * written; the file must still hold every page the commit counts (a
    * mapped reader would fault past the end of the file). */
