@@ -46,6 +46,9 @@ typedef struct meta {
   uint64_t freelist_count;
   uint64_t next_cf_id;
   uint8_t db_id[16]; /* random at creation: names this database for good */
+  /* Meta pages written by this database: a checkpoint keeps the txn id of
+   * the commit it records, so two metas may share one; the later wins. */
+  uint64_t seq;
 } meta;
 
 /* ---- pager ------------------------------------------------------------- */
@@ -319,6 +322,10 @@ int freelist_take(freelist *fl, uint64_t n, uint64_t *pgno);
 int freelist_return(freelist *fl, const pgvec *pages);
 int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages, int young);
 uint64_t freelist_total(const freelist *fl);
+/* Give the disk blocks of every free page back to the filesystem (close:
+ * no snapshot is left and the durable meta reaches none of them). Best
+ * effort: a host without hole punching keeps the blocks. */
+void freelist_punch(const freelist *fl, cairn_file *f, uint32_t psize);
 /* Pages pending because of snapshots at or before txnid (and, with
  * checkpointed_pinned, those of checkpoints older readers still hold). */
 uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid,
@@ -416,6 +423,7 @@ struct cairn_db {
   meta cur;
   uint64_t durable_txnid;
   int durable_slot;
+  uint64_t meta_seq; /* seq of the newest meta page written or read */
   snapshot_count *snaps;
   size_t nsnaps, capsnaps;
   freelist fl;    /* writer-only */

@@ -683,7 +683,9 @@ static int write_meta_durably(cairn_db *db, const meta *m, int slot) {
   int rc = f->methods->sync(f);
   if (rc)
     return rc;
-  rc = meta_write(f, m, slot, db->pg.psize);
+  meta w = *m; /* numbered, so it wins over a meta of the same txn id */
+  w.seq = ++db->meta_seq;
+  rc = meta_write(f, &w, slot, db->pg.psize);
   if (!rc)
     rc = f->methods->sync(f);
   return sync_done(db, rc, t0);

@@ -10,7 +10,11 @@
  *   - a fold rewrites only the part of the tree the overlay touches:
  *     appending a few keys to a large tree writes a handful of pages;
  *   - folded leaves are packed: a tree loaded by random folds needs barely
- *     more leaves than its entries fill, and stays so through rewrites.
+ *     more leaves than its entries fill, and stays so through rewrites;
+ *   - at close the free pages' disk blocks go back to the filesystem (holes),
+ *     and the database reopens whole: no page a meta reaches was punched,
+ *     even after two checkpoints that share one txn id (the later meta
+ *     wins), and punched pages are reused by later commits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,12 @@
 #include "test_util.h"
 
 #include "test_support.h"
+
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 #define KEYS 3000
 #define NCF 2
@@ -295,11 +305,118 @@ static void test_folded_leaves_are_packed(void) {
   CHECK_OK(cairn_close(db));
 }
 
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+static uint64_t disk_bytes(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* Does this filesystem give punched blocks back? (tmpfs and ext4 do.) */
+static int fs_punches(void) {
+  static char buf[65536];
+  int fd = open("probe.bin", O_CREAT | O_TRUNC | O_RDWR, 0644);
+  if (fd < 0)
+    return 0;
+  memset(buf, 1, sizeof buf);
+  int ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf && fsync(fd) == 0;
+  uint64_t before = disk_bytes("probe.bin");
+#ifdef FALLOC_FL_PUNCH_HOLE
+  ok = ok &&
+       fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 32768) == 0;
+#else
+  ok = 0;
+#endif
+  ok = ok && disk_bytes("probe.bin") < before;
+  close(fd);
+  unlink("probe.bin");
+  return ok;
+}
+
+static void load_random(cairn_db *db, ts_rng *r, int n) {
+  cairn_txn *t = NULL;
+  if (!CHECK_OK(cairn_begin(db, 0, &t)))
+    return;
+  for (int j = 0; j < n; j++) {
+    uint8_t k[32], v[100];
+    ts_fill(k, sizeof k, ts_next(r));
+    ts_fill(v, sizeof v, ts_next(r));
+    CHECK_OK(cairn_put(t, CAIRN_DEFAULT_CF, ts_sl(k, 32), ts_sl(v, 100), 0));
+  }
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_checkpoint(db));
+}
+
+static uint64_t count_keys(cairn_db *db) {
+  cairn_txn *t = NULL;
+  cairn_cursor *c = NULL;
+  uint64_t n = 0;
+  if (!CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &t)))
+    return 0;
+  if (CHECK_OK(cairn_cursor_open(t, CAIRN_DEFAULT_CF, &c))) {
+    int rc = cairn_cursor_first(c);
+    while (rc == CAIRN_OK) {
+      n++;
+      rc = cairn_cursor_next(c);
+    }
+    CHECK_RC(rc, CAIRN_NOTFOUND);
+    cairn_cursor_close(c);
+  }
+  cairn_abort(t);
+  return n;
+}
+
+static void test_close_punches_free_pages(void) {
+  ts_set_ctx("close gives free pages' blocks back");
+  cairn_options o;
+  ts_options(&o, "unix", 4096);
+  o.flags |= CAIRN_OPEN_CREATE;
+  unlink("punch.db"); /* a new database each run */
+  unlink("punch.db-wal");
+  cairn_db *db = NULL;
+  if (!CHECK_OK(cairn_open("punch.db", &o, &db)))
+    return;
+  ts_rng r;
+  ts_rng_seed(&r, 11);
+  int n = (int)ts_scaled(20000, 4000);
+  for (int i = 0; i < 4; i++) /* each fold rewrites the tree: free pages */
+    load_random(db, &r, n / 4);
+  CHECK_OK(cairn_checkpoint(db)); /* two metas of one txn id */
+  cairn_db_stat st;
+  CHECK_OK(cairn_db_stat_get(db, &st));
+  CHECK(st.pages_free > st.pages_in_use / 4);
+  CHECK_OK(cairn_close(db));
+  uint64_t used = (st.pages_in_use + 2) * 4096;
+  if (fs_punches()) {
+    if (!CHECK(disk_bytes("punch.db") <= used + 64 * 4096))
+      printf("    %llu bytes on disk, %llu in use, file %llu\n",
+             (unsigned long long)disk_bytes("punch.db"),
+             (unsigned long long)used, (unsigned long long)st.file_size);
+  } else {
+    printf("    (this filesystem keeps punched blocks: size not checked)\n");
+  }
+  o.flags &= ~CAIRN_OPEN_CREATE;
+  if (!CHECK_OK(cairn_open("punch.db", &o, &db)))
+    return;
+  CHECK(count_keys(db) == (uint64_t)(n / 4) * 4);
+  CHECK_OK(cairn_check(db, NULL, NULL));
+  load_random(db, &r, n / 4); /* reuses punched pages */
+  CHECK_OK(cairn_close(db));
+  if (!CHECK_OK(cairn_open("punch.db", &o, &db)))
+    return;
+  CHECK(count_keys(db) == (uint64_t)(n / 4) * 5);
+  CHECK_OK(cairn_check(db, NULL, NULL));
+  CHECK_OK(cairn_close(db));
+}
+#endif /* CAIRN_HAVE_UNIX_PLATFORM */
+
 int main(void) {
   for (int i = 0; i < KEYS; i++)
     index_of[i * 7919 % KEYS] = i;
   test_random_folds();
   test_fold_touches_only_its_range();
   test_folded_leaves_are_packed();
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+  test_close_punches_free_pages();
+#endif
   return test_summary();
 }
