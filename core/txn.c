@@ -985,7 +985,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
   }
   free(ds);
-  /* Publish. */
+  /* Publish: readers walk the list, so this txn's new nodes join it now. */
+  overlay_link_pending(txn->ov);
   pgvec young = {0};
   int frc = logged ? split_young(txn, &young) : CAIRN_OK;
   uint64_t free_pages = 0;

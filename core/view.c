@@ -65,7 +65,7 @@ static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, int *out) {
 int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
                const uint8_t *val, size_t vlen, int tomb, int noover) {
   overlay *ov = txn->ov;
-  ov_node *n = overlay_node(ov, s->id, key, klen);
+  ov_node *n = overlay_node_unlinked(ov, s->id, key, klen);
   if (!n)
     return txn_fail(
         txn, cairn__seterr(CAIRN_NOMEM, "out of memory for the overlay"));
@@ -93,6 +93,7 @@ int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
 }
 
 void view_abort(cairn_txn *txn) {
+  overlay_link_pending(txn->ov); /* hidden, but indexed: keep them whole */
   for (size_t i = 0; i < txn->nov_written; i++)
     atomic_store_explicit(&txn->ov_written[i]->txnid, OV_ABORTED,
                           memory_order_relaxed);
@@ -101,6 +102,8 @@ void view_abort(cairn_txn *txn) {
 
 int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
   int64_t delta = 0;
+  if (!txn->rdonly)
+    overlay_link_pending(txn->ov);
   if (txn->ov)
     for (ov_node *n = overlay_seek(txn->ov, s->id, (const uint8_t *)"", 0); n;
          n = overlay_next(n)) {
@@ -124,6 +127,7 @@ int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
 
 int view_fold(cairn_txn *txn) {
   overlay *ov = txn->ov;
+  overlay_link_pending(ov);
   ov_node *n = ov ? overlay_first_any(ov) : NULL;
   while (n) {
     int rc;
