@@ -727,6 +727,19 @@ static void op_checkpoint(void) {
     R.completed = !R.failed;
 }
 
+/* Drop column family ci in t, and in R.pending when it succeeded. */
+static int drop_cf(cairn_txn *t, int ci) {
+  cairn_cf cf;
+  int rc = CALL(cf_handle(t, ci, 0, &cf));
+  rc = rc ? rc : CALL(cairn_cf_drop(t, cf));
+  if (!rc) {
+    R.pending.exists[ci] = 0;
+    memset(R.pending.present[ci], 0, sizeof R.pending.present[ci]);
+    memset(R.pending.ver[ci], 0, sizeof R.pending.ver[ci]);
+  }
+  return rc;
+}
+
 static void op_cf(void) {
   cairn_txn *t = NULL;
   if (begin_write(&t))
@@ -737,13 +750,7 @@ static void op_cf(void) {
     R.pending.exists[2] = 1;
   rc = rc ? rc : put(t, 2, 1, 3);
   rc = rc ? rc : put(t, 2, 2, BIG);
-  rc = rc ? rc : CALL(cairn_cf_open(t, "side", 0, &cf));
-  rc = rc ? rc : CALL(cairn_cf_drop(t, cf));
-  if (!rc) {
-    R.pending.exists[1] = 0;
-    memset(R.pending.present[1], 0, sizeof R.pending.present[1]);
-    memset(R.pending.ver[1], 0, sizeof R.pending.ver[1]);
-  }
+  rc = rc ? rc : drop_cf(t, 1);
   if (end_write(t) == CAIRN_OK && !R.failed)
     R.completed = 1;
 }
@@ -755,21 +762,8 @@ static void op_cf_drop(void) {
   cairn_txn *t = NULL;
   if (begin_write(&t))
     return;
-  cairn_cf cf;
-  int rc = CALL(cairn_cf_open(t, "side2", 0, &cf));
-  rc = rc ? rc : CALL(cairn_cf_drop(t, cf));
-  if (!rc) {
-    R.pending.exists[2] = 0;
-    memset(R.pending.present[2], 0, sizeof R.pending.present[2]);
-    memset(R.pending.ver[2], 0, sizeof R.pending.ver[2]);
-  }
-  rc = rc ? rc : CALL(cairn_cf_open(t, "side", 0, &cf));
-  rc = rc ? rc : CALL(cairn_cf_drop(t, cf));
-  if (!rc) {
-    R.pending.exists[1] = 0;
-    memset(R.pending.present[1], 0, sizeof R.pending.present[1]);
-    memset(R.pending.ver[1], 0, sizeof R.pending.ver[1]);
-  }
+  int rc = drop_cf(t, 2);
+  rc = rc ? rc : drop_cf(t, 1);
   if (end_write(t) == CAIRN_OK && !R.failed)
     R.completed = 1;
 }
