@@ -31,6 +31,8 @@ typedef struct checker {
   void (*report)(void *, const char *);
   void *ctx;
   char first[256];
+  int err;          /* the walk stopped: out of memory or I/O, not damage */
+  char errmsg[256]; /* its message */
 } checker;
 
 enum { OWN_META = 1, OWN_TREE, OWN_OVERFLOW, OWN_FREELIST, OWN_FREE };
@@ -50,6 +52,20 @@ static void problem(checker *ck, const char *fmt, ...) {
     ck->report(ck->ctx, msg);
   else if (ck->report && ck->problems == MAX_REPORTS + 1)
     ck->report(ck->ctx, "(further problems not listed)");
+}
+
+/* A failed read or lookup: damage is a problem of the database; running
+ * out of memory (or an I/O error) says nothing about it and ends the check
+ * with that error. */
+static void failure(checker *ck, int rc, const char *tree) {
+  if (rc == CAIRN_NOMEM || rc == CAIRN_IO || rc == CAIRN_NOSPC) {
+    if (!ck->err) {
+      ck->err = rc;
+      snprintf(ck->errmsg, sizeof ck->errmsg, "%s: %s", tree, cairn_errmsg());
+    }
+    return;
+  }
+  problem(ck, "%s: %s", tree, cairn_errmsg());
 }
 
 static void claim(checker *ck, uint64_t pg, uint64_t n, int what) {
@@ -111,7 +127,7 @@ static uint64_t walk_page(checker *ck, const char *tree, uint64_t pg,
   int leaf = level + 1 == depth;
   int rc = txn_page(txn, pg, TYPE_BIT(PAGE_LEAF) | TYPE_BIT(PAGE_BRANCH), &p);
   if (rc) {
-    problem(ck, "%s: %s", tree, cairn_errmsg());
+    failure(ck, rc, tree);
     return 0;
   }
   if ((pg_type(p) == PAGE_LEAF) != leaf) {
@@ -150,8 +166,9 @@ static uint64_t walk_page(checker *ck, const char *tree, uint64_t pg,
       if (leaf_flags(e) & LEAF_OVERFLOW) {
         const uint8_t *v;
         uint64_t np = overflow_pages(leaf_vlen(e), txn->snap.page_size);
-        if (txn_overflow(txn, leaf_ovpg(e), leaf_vlen(e), &v))
-          problem(ck, "%s: %s", tree, cairn_errmsg());
+        int orc = txn_overflow(txn, leaf_ovpg(e), leaf_vlen(e), &v);
+        if (orc)
+          failure(ck, orc, tree);
         claim(ck, leaf_ovpg(e), np, OWN_OVERFLOW);
       }
     } else {
@@ -179,7 +196,7 @@ static void check_tree(checker *ck, const char *name, const cf_state *s) {
     return;
   }
   uint64_t n = walk(ck, name, s->root, 0, s->depth, NULL, 0, NULL, 0);
-  if (n != s->entries)
+  if (n != s->entries && !ck->err) /* a stopped walk counts fewer */
     problem(ck, "%s: %llu entries found, %llu recorded", name,
             (unsigned long long)n, (unsigned long long)s->entries);
 }
@@ -198,8 +215,9 @@ static void check_freelist(checker *ck) {
               (unsigned long long)pg);
       return;
     }
-    if (txn_page(txn, pg, TYPE_BIT(PAGE_FREELIST), &p)) {
-      problem(ck, "freelist: %s", cairn_errmsg());
+    int rc = txn_page(txn, pg, TYPE_BIT(PAGE_FREELIST), &p);
+    if (rc) {
+      failure(ck, rc, "freelist");
       return;
     }
     claim(ck, pg, 1, OWN_FREELIST);
@@ -224,8 +242,10 @@ static int check_cf(void *ctx, const char *name, cairn_cf cf) {
   checker *ck = ctx;
   int rc;
   cf_state *s = txn_cf(ck->txn, cf, &rc);
+  char what[CAIRN_MAX_CF_NAME + 32];
+  snprintf(what, sizeof what, "column family '%s'", name);
   if (!s)
-    problem(ck, "column family '%s': %s", name, cairn_errmsg());
+    failure(ck, rc, what);
   else
     check_tree(ck, name, s);
   return 0;
@@ -338,13 +358,13 @@ int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
   check_tree(&ck, "catalog", &ck.txn->catalog);
   rc = cairn_cf_list(ck.txn, check_cf, &ck);
   if (rc)
-    problem(&ck, "catalog: %s", cairn_errmsg());
+    failure(&ck, rc, "catalog");
   check_freelist(&ck);
   if (db->rdonly)
     check_replayed_free(&ck, db);
   check_meta(&ck, db);
   uint64_t lost = 0, first_lost = 0;
-  for (uint64_t p = 2; p < ck.npages; p++)
+  for (uint64_t p = 2; p < ck.npages && !ck.err; p++)
     if (!ck.owner[p] && !lost++)
       first_lost = p;
   if (lost)
@@ -354,6 +374,8 @@ int cairn_check(cairn_db *db, void (*report)(void *ctx, const char *problem),
             (unsigned long long)lost, (unsigned long long)first_lost);
   free(ck.owner);
   cairn_abort(ck.txn);
+  if (ck.err) /* not walked to the end: the pages it missed are not lost */
+    return cairn__seterr(ck.err, "cairn_check stopped: %s", ck.errmsg);
   if (ck.problems)
     return cairn__seterr(CAIRN_CORRUPT, "%llu problem(s); first: %s",
                          (unsigned long long)ck.problems, ck.first);

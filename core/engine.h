@@ -310,6 +310,11 @@ typedef struct pending_free {
 typedef struct freelist {
   pgvec ready;           /* sorted: reusable by the next write txn */
   pending_free *pending; /* oldest first */
+  /* Records kept for freelist_add_pending (refilled by freelist_release at
+   * each writer's begin), so recording a commit's freed pages after its
+   * commit point never needs memory. */
+  pending_free *spare;
+  int nspare;
 } freelist;
 
 void freelist_free(freelist *fl);

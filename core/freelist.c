@@ -22,6 +22,11 @@
 #include "engine.h"
 #include "error.h"
 
+/* Spare pending records: a commit adds at most this many after its commit
+ * point, where running out of memory would lose the pages for good (the
+ * next commit persists a freelist without them). */
+#define FL_SPARES 3
+
 void freelist_free(freelist *fl) {
   pgvec_free(&fl->ready);
   for (pending_free *p = fl->pending, *n; p; p = n) {
@@ -30,6 +35,33 @@ void freelist_free(freelist *fl) {
     free(p);
   }
   fl->pending = NULL;
+  for (pending_free *p = fl->spare, *n; p; p = n) {
+    n = p->next;
+    free(p);
+  }
+  fl->spare = NULL;
+  fl->nspare = 0;
+}
+
+static void spare_put(freelist *fl, pending_free *p) {
+  if (fl->nspare >= FL_SPARES) {
+    free(p);
+    return;
+  }
+  memset(p, 0, sizeof *p);
+  p->next = fl->spare;
+  fl->spare = p;
+  fl->nspare++;
+}
+
+static pending_free *spare_get(freelist *fl) {
+  pending_free *p = fl->spare;
+  if (p) {
+    fl->spare = p->next;
+    fl->nspare--;
+    p->next = NULL;
+  }
+  return p;
 }
 
 int freelist_release(freelist *fl, uint64_t limit, uint64_t young_limit,
@@ -54,7 +86,13 @@ int freelist_release(freelist *fl, uint64_t limit, uint64_t young_limit,
       return cairn__seterr(rc, "out of memory releasing free pages");
     *pp = p->next;
     pgvec_free(&p->pages);
-    free(p);
+    spare_put(fl, p);
+  }
+  while (fl->nspare < FL_SPARES) {
+    pending_free *p = calloc(1, sizeof *p);
+    if (!p)
+      return cairn__seterr(CAIRN_NOMEM, "out of memory for free page records");
+    spare_put(fl, p);
   }
   return CAIRN_OK;
 }
@@ -81,14 +119,25 @@ int freelist_take(freelist *fl, uint64_t n, uint64_t *pgno) {
 int freelist_return(freelist *fl, const pgvec *pages) {
   pgvec tmp = {0};
   int rc = pgvec_reserve(&tmp, pages->len);
-  if (rc)
-    return cairn__seterr(rc, "out of memory returning free pages");
-  if (pages->len)
-    memcpy(tmp.v, pages->v, pages->len * sizeof *tmp.v);
-  tmp.len = pages->len;
-  pgvec_sort(&tmp);
-  rc = pgvec_merge(&fl->ready, &tmp);
-  pgvec_free(&tmp);
+  if (!rc) {
+    if (pages->len)
+      memcpy(tmp.v, pages->v, pages->len * sizeof *tmp.v);
+    tmp.len = pages->len;
+    pgvec_sort(&tmp);
+    rc = pgvec_merge(&fl->ready, &tmp);
+    pgvec_free(&tmp);
+  }
+  if (rc && fl->ready.cap - fl->ready.len >= pages->len) {
+    /* Out of memory, but the pages came out of ready during this txn, so
+     * its buffer has room for them: append and sort in place (an abort
+     * must never lose pages; the next commit would persist the loss). */
+    if (pages->len)
+      memcpy(fl->ready.v + fl->ready.len, pages->v,
+             pages->len * sizeof *pages->v);
+    fl->ready.len += pages->len;
+    pgvec_sort(&fl->ready);
+    rc = CAIRN_OK;
+  }
   return rc ? cairn__seterr(rc, "out of memory returning free pages") : 0;
 }
 
@@ -96,8 +145,8 @@ int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages,
                          int young) {
   if (!pages->len)
     return CAIRN_OK;
-  pending_free *p = calloc(1, sizeof *p);
-  if (!p)
+  pending_free *p = spare_get(fl);
+  if (!p && !(p = calloc(1, sizeof *p)))
     return cairn__seterr(CAIRN_NOMEM, "out of memory recording freed pages");
   p->txnid = txnid;
   p->young = young;
@@ -244,8 +293,8 @@ int freelist_persist(cairn_txn *txn) {
     uint8_t *buf;
     uint64_t pg;
     rc = txn_alloc(txn, 1, &buf, &pg);
-    if (!rc)
-      rc = pgvec_push(&chain, pg);
+    if (!rc && pgvec_push(&chain, pg))
+      rc = cairn__seterr(CAIRN_NOMEM, "out of memory writing the freelist");
     if (rc) {
       pgvec_free(&chain);
       return rc;

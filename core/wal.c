@@ -311,6 +311,11 @@ int wal_recover(cairn_db *db, uint64_t *replayed) {
       rc = txn_begin_writer(db, &txn);
       if (rc)
         break;
+      if (txn->failed) { /* no memory to release free pages at its begin */
+        cairn_abort(txn);
+        rc = cairn__seterr(CAIRN_NOMEM, "out of memory replaying the log");
+        break;
+      }
       rc = apply_body(txn, txnid, body + WAL_REC_HDR, (size_t)len);
       if (!rc)
         rc = cairn_commit_ex(txn, CAIRN_DURABILITY_LAZY);
