@@ -316,6 +316,8 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
     return NULL;
   link_node(ov, n, prev);
   index_add(ov, n); /* after the node is whole and linked */
+  if (atomic_load_explicit(&ov->index_partial, memory_order_relaxed))
+    overlay_link_pending(ov); /* lookups use the list from now on */
   return n;
 }
 
@@ -338,14 +340,9 @@ ov_node *overlay_node_unlinked(overlay *ov, uint32_t cf, const uint8_t *key,
   if (!(n = node_new(ov, cf, key, klen)))
     return NULL;
   index_add(ov, n);
-  if (atomic_load_explicit(&ov->index_partial, memory_order_relaxed)) {
-    /* not indexed: only the list can find it, so link it now */
-    ov_node *prev[OV_MAX_HEIGHT];
-    writer_find_lt(ov, cf, key, klen, prev);
-    link_node(ov, n, prev);
-    return n;
-  }
   ov->pending[ov->npending++] = n;
+  if (atomic_load_explicit(&ov->index_partial, memory_order_relaxed))
+    overlay_link_pending(ov); /* lookups use the list from now on */
   return n;
 }
 
