@@ -391,7 +391,14 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
                          "this thread already has the write transaction open");
   }
   free(txn);
-  return txn_begin_writer(db, out);
+  int rc = txn_begin_writer(db, out);
+  if (!rc && (*out)->failed) { /* it could not release free pages */
+    cairn_abort(*out);
+    *out = NULL;
+    return cairn__seterr(CAIRN_NOMEM, "out of memory beginning a write "
+                                      "transaction");
+  }
+  return rc;
 }
 
 /* The smallest snapshot id of a live read txn, UINT64_MAX if none. Caller
@@ -953,9 +960,15 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     rc = freelist_persist(txn);
   dirty_page **ds = NULL;
   size_t n = 0;
+  /* Nothing after the commit point may allocate (a failure there would
+   * drop the pages the commit freed from the free set for good): room for
+   * them is made now. */
+  pgvec young = {0};
   if (!rc) {
     ds = malloc((txn->dirty.len + 1) * sizeof *ds);
-    if (!ds)
+    if (!ds || (logged && pgvec_reserve(&young, txn->freed.len + 1)) ||
+        pgvec_reserve(&db->fl.ready,
+                      db->fl.ready.len + txn->local_free.len + 1))
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory committing");
   }
   if (!rc) {
@@ -973,6 +986,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   }
   if (rc) {
     free(ds);
+    pgvec_free(&young);
     overlay_unref(fresh);
     cairn_abort(txn);
     return rc;
@@ -987,7 +1001,6 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   free(ds);
   /* Publish: readers walk the list, so this txn's new nodes join it now. */
   overlay_link_pending(txn->ov);
-  pgvec young = {0};
   int frc = logged ? split_young(txn, &young) : CAIRN_OK;
   uint64_t free_pages = 0;
   if (!frc && logged) {
