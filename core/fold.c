@@ -99,21 +99,35 @@ static int ov_below(const fold *f, const kid *hi) {
 
 /* ---- small containers -------------------------------------------------- */
 
+static int nomem(void) {
+  return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+}
+
+/* v (capacity *cap elements of size elem) with room for need: v itself,
+ * a larger copy (*cap updated), or NULL without memory (v intact). */
+static void *grow(void *v, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap)
+    return v;
+  size_t c = *cap ? *cap : 64;
+  while (c < need)
+    c *= 2;
+  void *n = realloc(v, c * elem);
+  if (n)
+    *cap = c;
+  return n;
+}
+
 static int kids_push(fold *f, kids *k, const uint8_t *key, size_t klen,
                      uint64_t pg) {
-  if (k->len == k->cap) {
-    size_t cap = k->cap ? 2 * k->cap : 64;
-    kid *v = realloc(k->v, cap * sizeof *v);
-    if (!v)
-      return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
-    k->v = v;
-    k->cap = cap;
-  }
+  kid *v = grow(k->v, &k->cap, k->len + 1, sizeof *v);
+  if (!v)
+    return nomem();
+  k->v = v;
   key_block *b = f->keys;
   if (!b || b->used + klen > KEY_BLOCK) {
     b = malloc(sizeof *b + KEY_BLOCK);
     if (!b)
-      return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+      return nomem();
     b->next = f->keys;
     b->used = 0;
     f->keys = b;
@@ -127,16 +141,10 @@ static int kids_push(fold *f, kids *k, const uint8_t *key, size_t klen,
 }
 
 static int reserve_ents(fold *f, size_t n) {
-  if (n <= f->ents_cap)
-    return CAIRN_OK;
-  size_t cap = f->ents_cap ? f->ents_cap : 256;
-  while (cap < n)
-    cap *= 2;
-  page_ent *e = realloc(f->ents, cap * sizeof *e);
+  page_ent *e = grow(f->ents, &f->ents_cap, n, sizeof *e);
   if (!e)
-    return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+    return nomem();
   f->ents = e;
-  f->ents_cap = cap;
   return CAIRN_OK;
 }
 
@@ -201,7 +209,7 @@ static int flush_run(fold *f) {
   page_ent *es = f->ents;
   size_t *ends = (size_t *)malloc(n * sizeof *ends);
   if (!ends)
-    return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+    return nomem();
   for (size_t i = 0; i < n; i++) {
     const uint8_t *e = f->run + f->run_off[i];
     es[i] = (page_ent){e, leaf_entry_size(e)};
@@ -262,24 +270,14 @@ static int emit_front(fold *f) {
 
 /* Append one leaf entry (copied) to the run. */
 static int run_add(fold *f, const uint8_t *e, uint32_t size) {
-  if (f->run_len + size > f->run_cap) {
-    size_t cap = f->run_cap ? 2 * f->run_cap : 65536;
-    while (cap < f->run_len + size)
-      cap *= 2;
-    uint8_t *r = realloc(f->run, cap);
-    if (!r)
-      return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+  uint8_t *r = grow(f->run, &f->run_cap, f->run_len + size, 1);
+  if (r)
     f->run = r;
-    f->run_cap = cap;
-  }
-  if (f->run_n == f->run_ncap) {
-    size_t cap = f->run_ncap ? 2 * f->run_ncap : 1024;
-    uint32_t *o = realloc(f->run_off, cap * sizeof *o);
-    if (!o)
-      return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
-    f->run_off = o;
-    f->run_ncap = cap;
-  }
+  uint32_t *o =
+      r ? grow(f->run_off, &f->run_ncap, f->run_n + 1, sizeof *o) : NULL;
+  if (!o)
+    return nomem();
+  f->run_off = o;
   memcpy(f->run + f->run_len, e, size);
   f->run_off[f->run_n++] = (uint32_t)f->run_len;
   f->run_len += size;
@@ -344,7 +342,7 @@ static int pack_branches(fold *f, const kids *in, kids *out) {
     es[i] = (page_ent){NULL, BRANCH_ENTRY_HDR + in->v[i].klen};
   size_t *ends = (size_t *)malloc(in->len * sizeof *ends);
   if (!ends)
-    return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+    return nomem();
   size_t pages = plan_pages(es, in->len, f->usable, ends), start = 0;
   for (size_t p = 0; p < pages && !rc; p++) {
     uint8_t *b = f->scratch;
@@ -385,7 +383,7 @@ static int walk_branch(fold *f, uint32_t level, const kid *k, const kid *hi,
   kid *ks = malloc(n * sizeof *ks);
   kids sub = {0};
   if (!ks)
-    return cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+    return nomem();
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t *e = branch_entry(p, i);
     ks[i] = i ? (kid){branch_key(e), (uint16_t)branch_klen(e), branch_child(e)}
@@ -520,9 +518,7 @@ int btree_fold(cairn_txn *txn, cf_state *t, ov_node **np) {
   int rc = CAIRN_OK;
   if (f.n) {
     f.scratch = malloc(f.psize + LEAF_ENTRY_HDR + CAIRN_MAX_KEY_SIZE);
-    rc = f.scratch
-             ? fold_cf(&f)
-             : cairn__seterr(CAIRN_NOMEM, "out of memory folding the overlay");
+    rc = f.scratch ? fold_cf(&f) : nomem();
   }
   /* the rest of this cf's nodes change nothing: find the next cf */
   ov_node *n = f.last;
