@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -657,8 +658,11 @@ static double peak_rss_mib(void) {
   return kib / 1024.0;
 }
 
-/* Start the peak over from the current resident set (Linux >= 4.0). */
+/* Start the peak over from the current resident set (Linux >= 4.0),
+ * after giving the heap's free memory back, so that what the workloads
+ * before left behind does not count for the ones after. */
 static void reset_peak_rss(void) {
+  malloc_trim(0);
   FILE *f = fopen("/proc/self/clear_refs", "w");
   if (f) {
     fputs("5", f);
@@ -666,11 +670,15 @@ static void reset_peak_rss(void) {
   }
 }
 
-static void note_peak_rss(eng_result *res) {
+/* w17: the peak belongs to W1–W7; the process-wide row sees every one. */
+static void note_peak_rss(eng_result *res, int w17) {
   double p = peak_rss_mib();
-  if (p > res->v[R_RSS17])
+  if (w17 && p > res->v[R_RSS17]) {
     res->v[R_RSS17] = p;
-  res->have[R_RSS17] = p > 0;
+    res->have[R_RSS17] = 1;
+  }
+  if (p > res->v[R_RSS])
+    res->v[R_RSS] = p;
 }
 
 static void run_engine(const opts *o, const engine *en, const char *dir,
@@ -705,7 +713,7 @@ static void run_engine(const opts *o, const engine *en, const char *dir,
       w5_scans(&r);
     if (o->wl_on[W7])
       w7_lazy(&r);
-    note_peak_rss(res);
+    note_peak_rss(res, 1);
     if (o->wl_on[W8])
       w8_mixed(&r);
     if (o->wl_on[W9])
@@ -714,9 +722,10 @@ static void run_engine(const opts *o, const engine *en, const char *dir,
     rm_rf(r.main_dir);
   }
   if (o->wl_on[W6]) {
+    note_peak_rss(res, 0); /* W8 and W9 too */
     reset_peak_rss();
     w6_append(&r);
-    note_peak_rss(res);
+    note_peak_rss(res, 1);
   }
   free(r.wide);
 }
@@ -1034,7 +1043,8 @@ static void report_markdown(FILE *f, const opts *o, const host_info *h,
              "LevelDB, the database plus its -wal and -shm for SQLite.\n");
   fprintf(f, "Peak RSS is ru_maxrss of the process that ran the engine's "
              "workloads; for the mmap engines (cairn, LMDB) it includes the "
-             "file pages they touched through the map. The W1–W7 row is the "
+             "file pages they touched through the map, and the largest peak "
+             "seen. The W1–W7 row is the "
              "larger of the process's peak (VmHWM) at the end of W7 and its "
              "peak during W6, which runs last (the peak is reset before it "
              "through /proc/self/clear_refs), so W8's and W9's held "
@@ -1378,7 +1388,9 @@ int main(int argc, char **argv) {
       res->cpu_seconds =
           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-      res->v[R_RSS] = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+      /* (the child's own VmHWM readings too: a reset lowers ru_maxrss) */
+      if ((double)ru.ru_maxrss / 1024.0 > res->v[R_RSS]) /* KiB on Linux */
+        res->v[R_RSS] = (double)ru.ru_maxrss / 1024.0;
       res->have[R_RSS] = 1;
       if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         res->status = 0;
