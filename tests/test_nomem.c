@@ -1223,10 +1223,10 @@ static void sweep(const scenario *s, int every) {
     if (!RCHECK(k < 20000))
       break;
   }
-  printf("%-32s %-5s: k = 1..%ld step %ld, %4ld runs failed cleanly, %ld "
+  printf("%2d,%d %-32s: k = 1..%ld step %ld, %4ld runs failed cleanly, %ld "
          "kept the failed commit (%.0f ms)\n",
-         s->name, every ? "every" : "once", sites + 1, stride, failures, alts,
-         ts_now_ms() - t0);
+         (int)(s - scenarios), every, s->name, sites + 1, stride, failures,
+         alts, ts_now_ms() - t0);
   fflush(stdout);
 }
 
@@ -1251,8 +1251,9 @@ int main(void) {
   stride = scale >= 1 ? 1 : (long)(1 / scale + 0.5);
   if (stride < 1)
     stride = 1;
-  /* CAIRN_NOMEM_ONLY=S,M,K runs only scenario S (0-based), mode M (0 once,
-   * 1 every), k = K: for a debugger (break nm_first_failure). */
+  /* CAIRN_NOMEM_ONLY=S,M,K runs only scenario S (0-based, the first
+   * number of its lines), mode M (0 once, 1 every), k = K: for a debugger
+   * (break nm_first_failure). */
   const char *only = getenv("CAIRN_NOMEM_ONLY");
   int only_s = -1, only_m = 0;
   if (only && sscanf(only, "%d,%d,%ld", &only_s, &only_m, &only_k) != 3)
