@@ -403,9 +403,10 @@ static int end_write(cairn_txn *t) {
    * checkpoint makes them durable, close does anyway). */
   int rc = CALL(cairn_commit_ex(t, R.setting_up ? CAIRN_DURABILITY_LAZY
                                                 : CAIRN_DURABILITY_DEFAULT));
-  if (!rc)
+  if (!rc) {
     R.committed = R.pending;
-  else if (!had_failed) {
+    R.completed = !had_failed; /* the txn ran to its end */
+  } else if (!had_failed) {
     R.alt = R.pending; /* failed in the commit itself */
     R.have_alt = 1;
   }
@@ -688,56 +689,42 @@ static void post_cf_logged(void) {
 
 /* ---- operations (under injection) ---------------------------------------- */
 
-static void op_create(void) {
+/* cairn_open under injection: on failure *out must come back NULL. */
+static int open_db(const char *path, unsigned flags) {
   cairn_options o;
   options(&o, 0);
-  R.path = DB;
-  cairn_db *db = (cairn_db *)&R; /* must come back NULL on failure */
+  if (flags)
+    o.flags = flags;
+  cairn_db *db = (cairn_db *)&R; /* anything but NULL */
   R.opening = 1;
-  int rc = CALL(cairn_open(DB, &o, &db));
-  R.opening = 0;
-  R.no_db_ok = rc != CAIRN_OK;
-  if (rc)
-    RCHECK(db == NULL);
-  else {
-    R.db = db;
-    R.completed = 1;
-  }
-}
-
-static void op_open(void) {
-  cairn_options o;
-  options(&o, 0);
-  cairn_db *db = (cairn_db *)&R;
-  R.opening = 1;
-  int rc = CALL(cairn_open(R.path, &o, &db));
-  R.opening = 0;
-  if (rc)
-    RCHECK(db == NULL);
-  else {
-    R.db = db;
-    R.completed = 1;
-  }
-}
-
-static void op_open_rdonly(void) {
-  cairn_options o;
-  options(&o, 0);
-  o.flags = CAIRN_OPEN_RDONLY;
-  cairn_db *db = (cairn_db *)&R;
-  R.opening = 1;
-  int rc = CALL(cairn_open(R.path, &o, &db));
+  int rc = CALL(cairn_open(path, &o, &db));
   R.opening = 0;
   if (rc) {
     RCHECK(db == NULL);
-    return;
+    return rc;
   }
   R.db = db;
+  R.completed = 1;
+  return rc;
+}
+
+static void op_create(void) {
+  R.path = DB;
+  R.no_db_ok = open_db(DB, 0) != CAIRN_OK;
+}
+
+static void op_open(void) { open_db(R.path, 0); }
+
+static void op_open_rdonly(void) {
+  if (open_db(R.path, CAIRN_OPEN_RDONLY))
+    return;
+  R.completed = 0;
   R.rdonly = 1;
   /* What the replay gave the handle, read while allocations fail. */
   cairn_txn *t = NULL;
-  if (CALL(cairn_begin(db, CAIRN_TXN_RDONLY, &t)))
+  if (CALL(cairn_begin(R.db, CAIRN_TXN_RDONLY, &t)))
     return;
+  int rc = CAIRN_OK;
   for (int i = 0; i < 42 && !rc; i++)
     rc = get(t, &R.committed, 0, i);
   cairn_abort(t);
@@ -769,8 +756,7 @@ static void op_write(void) {
       RCHECK(n == count(&R.pending, 0, 20, NK));
     cairn_cursor_close(c);
   }
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
 }
 
 static void op_commit_checkpoint(void) {
@@ -819,8 +805,7 @@ static void op_cf(void) {
   rc = rc ? rc : put(t, 2, 1, 3);
   rc = rc ? rc : put(t, 2, 2, BIG);
   rc = rc ? rc : drop_cf(t, 1);
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
 }
 
 /* Drop the column family the log created and one the tree holds: the
@@ -832,8 +817,7 @@ static void op_cf_drop(void) {
     return;
   int rc = drop_cf(t, 2);
   rc = rc ? rc : drop_cf(t, 1);
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
 }
 
 /* 30 new keys after 503 in the overlay: its hash index (1024 slots, grown
@@ -847,8 +831,7 @@ static void op_index(void) {
     rc = put(t, 0, i, 9);
   for (int i = 580; i < 620 && !rc; i++)
     rc = get(t, &R.pending, 0, i);
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
   cairn_txn *r = NULL;
   if (!CALL(cairn_begin(R.db, CAIRN_TXN_RDONLY, &r))) {
     for (int i = 585; i < 620 && !get(r, &R.committed, 0, i); i++)
@@ -1196,6 +1179,7 @@ static void sweep(const scenario *s, int every) {
     restore_template(s);
     if (test_failed_count != failed0) /* reported by the checks */
       break;
+    R.completed = 0; /* (setup commits set it) */
     nm_arm(k, every);
     s->op();
     long injected = nm_disarm();
