@@ -19,8 +19,8 @@
 #include "engine.h"
 #include "error.h"
 
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                   size_t blen) {
+int btree_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
+                  size_t blen) {
   size_t n = alen < blen ? alen : blen;
   int c = n ? memcmp(a, b, n) : 0;
   if (c)
@@ -36,7 +36,7 @@ static uint32_t leaf_search(const uint8_t *p, const uint8_t *key, size_t klen,
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     const uint8_t *e = leaf_entry(p, mid);
-    int c = key_cmp(leaf_key(e), leaf_klen(e), key, klen);
+    int c = btree_key_cmp(leaf_key(e), leaf_klen(e), key, klen);
     if (c < 0)
       lo = mid + 1;
     else {
@@ -55,7 +55,7 @@ static uint32_t branch_search(const uint8_t *p, const uint8_t *key,
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     const uint8_t *e = branch_entry(p, mid);
-    if (key_cmp(branch_key(e), branch_klen(e), key, klen) <= 0)
+    if (btree_key_cmp(branch_key(e), branch_klen(e), key, klen) <= 0)
       lo = mid + 1;
     else
       hi = mid;
@@ -258,11 +258,6 @@ int btree_get(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
 
 /* ---- page surgery ------------------------------------------------------ */
 
-typedef struct ent {
-  const uint8_t *ptr;
-  uint32_t size;
-} ent;
-
 static uint32_t used_bytes(const uint8_t *p) {
   uint32_t n = pg_count(p), used = 2 * n;
   for (uint32_t i = 0; i < n; i++)
@@ -272,8 +267,8 @@ static uint32_t used_bytes(const uint8_t *p) {
 
 /* Lay entries out in buf as a fresh page of the given type. The entries
  * must not point into buf. */
-static void node_build(uint8_t *buf, uint32_t psize, uint16_t type,
-                       uint64_t pgno, const ent *es, uint32_t n) {
+void btree_node_build(uint8_t *buf, uint32_t psize, uint16_t type,
+                      uint64_t pgno, const page_ent *es, uint32_t n) {
   page_init(buf, psize, type, pgno);
   uint32_t upper = psize;
   for (uint32_t i = 0; i < n; i++) {
@@ -383,25 +378,12 @@ static int path_touch(cairn_txn *txn, cf_state *t, const uint8_t *key,
 
 /* Split point for n entries (sizes include the slot): the first index s
  * such that both sides fit, as balanced as possible; when the new entry was
- * appended at the end, leave the left page full (sequential loads) or, for
- * a checkpoint's fold (slack), nine tenths full. */
-static uint32_t split_point(const ent *es, uint32_t n, uint32_t usable,
-                            int appending, int slack, uint32_t extra_right0) {
+ * appended at the end, leave the left page full (sequential loads). */
+static uint32_t split_point(const page_ent *es, uint32_t n, uint32_t usable,
+                            int appending, uint32_t extra_right0) {
   uint64_t total = 0;
   for (uint32_t i = 0; i < n; i++)
     total += es[i].size + 2;
-  if (appending && slack) {
-    /* Leave a tenth of the left page free (as PostgreSQL's B-tree fill
-     * factor): leaves a checkpoint folds in order would otherwise be exactly
-     * full, and the first later commit that grows a value or adds a key
-     * between two of them would split each in half. */
-    uint64_t target = (uint64_t)usable * 9 / 10, left = 0;
-    uint32_t s = 0;
-    while (s < n - 1 && left + es[s].size + 2 <= target)
-      left += es[s++].size + 2;
-    if (s >= 1 && total - left + extra_right0 <= usable)
-      return s;
-  }
   if (appending) {
     uint64_t right = es[n - 1].size + 2 + extra_right0;
     if (total - es[n - 1].size - 2 <= usable && right <= usable)
@@ -434,7 +416,7 @@ static int split_node(cairn_txn *txn, cf_state *t, path *ph, int l,
   uint16_t type = pg_type(p);
   uint32_t n = pg_count(p);
   uint8_t *copy = malloc(psize);
-  ent *es = malloc((n + 1) * sizeof *es);
+  page_ent *es = malloc((n + 1) * sizeof *es);
   uint8_t *rbuf;
   uint64_t rpg;
   int rc = CAIRN_NOMEM;
@@ -460,7 +442,7 @@ static int split_node(cairn_txn *txn, cf_state *t, path *ph, int l,
   int rightmost = idx == n;
   for (int k = 0; k < l && rightmost; k++)
     rightmost = ph->idx[k] + 1 == pg_count(ph->buf[k]);
-  uint32_t s = split_point(es, n + 1, usable, rightmost, txn->checkpoint, 0);
+  uint32_t s = split_point(es, n + 1, usable, rightmost, 0);
   rc = txn_alloc(txn, 1, &rbuf, &rpg);
   if (rc)
     goto out;
@@ -482,8 +464,8 @@ static int split_node(cairn_txn *txn, cf_state *t, path *ph, int l,
     es[s].size = BRANCH_ENTRY_HDR;
   }
   st64(sep, rpg);
-  node_build(p, psize, type, ph->pg[l], es, s);
-  node_build(rbuf, psize, type, rpg, es + s, n + 1 - s);
+  btree_node_build(p, psize, type, ph->pg[l], es, s);
+  btree_node_build(rbuf, psize, type, rpg, es + s, n + 1 - s);
   txn->gen++;
   if (l == 0) {
     /* The root split: a new root with two children, one level deeper. */
@@ -499,8 +481,8 @@ static int split_node(cairn_txn *txn, cf_state *t, path *ph, int l,
     uint8_t left[BRANCH_ENTRY_HDR];
     st64(left, ph->pg[0]);
     st16(left + 8, 0);
-    ent two[2] = {{left, BRANCH_ENTRY_HDR}, {sep, seplen}};
-    node_build(nbuf, psize, PAGE_BRANCH, npg, two, 2);
+    page_ent two[2] = {{left, BRANCH_ENTRY_HDR}, {sep, seplen}};
+    btree_node_build(nbuf, psize, PAGE_BRANCH, npg, two, 2);
     t->root = npg;
     t->depth++;
     t->dirty = 1;
@@ -521,11 +503,42 @@ static int insert_into(cairn_txn *txn, cf_state *t, path *ph, int l,
   return split_node(txn, t, ph, l, idx, e, size);
 }
 
-static int free_value(cairn_txn *txn, const uint8_t *e) {
+int btree_free_value(cairn_txn *txn, const uint8_t *e) {
   if (!(leaf_flags(e) & LEAF_OVERFLOW))
     return CAIRN_OK;
   return txn_free(txn, leaf_ovpg(e),
                   overflow_pages(leaf_vlen(e), txn->snap.page_size));
+}
+
+int btree_make_entry(cairn_txn *txn, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen, uint8_t *e,
+                     uint32_t *esize) {
+  uint32_t psize = txn->snap.page_size;
+  st16(e, (uint16_t)klen);
+  e[3] = 0;
+  st32(e + 4, (uint32_t)vlen);
+  if (klen)
+    memcpy(e + LEAF_ENTRY_HDR, key, klen);
+  if (value_inline(psize, klen, vlen)) {
+    e[2] = 0;
+    if (vlen)
+      memcpy(e + LEAF_ENTRY_HDR + klen, val, vlen);
+    *esize = LEAF_ENTRY_HDR + (uint32_t)(klen + vlen);
+    return CAIRN_OK;
+  }
+  uint64_t np = overflow_pages(vlen, psize), opg;
+  uint8_t *obuf;
+  int rc = txn_alloc(txn, np, &obuf, &opg);
+  if (rc)
+    return rc;
+  page_init(obuf, psize, PAGE_OVERFLOW, opg);
+  pg_set_count(obuf, (uint32_t)np);
+  pg_set_upper(obuf, (uint32_t)vlen);
+  memcpy(obuf + PAGE_HDR, val, vlen);
+  e[2] = LEAF_OVERFLOW;
+  st64(e + LEAF_ENTRY_HDR + klen, opg);
+  *esize = LEAF_ENTRY_HDR + (uint32_t)klen + 8;
+  return CAIRN_OK;
 }
 
 int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
@@ -533,15 +546,9 @@ int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
   uint32_t psize = txn->snap.page_size;
   int found = 0, rc;
   path ph;
-  /* Build the new entry first (its overflow run too). */
   uint8_t *e = malloc(LEAF_ENTRY_HDR + klen + (vlen > 8 ? vlen : 8));
   if (!e)
     return cairn__seterr(CAIRN_NOMEM, "out of memory building an entry");
-  st16(e, (uint16_t)klen);
-  e[3] = 0;
-  st32(e + 4, (uint32_t)vlen);
-  if (klen)
-    memcpy(e + LEAF_ENTRY_HDR, key, klen);
   uint32_t esize;
   if (t->root) {
     rc = path_touch(txn, t, key, klen, &ph, &found);
@@ -552,25 +559,10 @@ int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
       goto out;
     }
   }
-  if (value_inline(psize, klen, vlen)) {
-    e[2] = 0;
-    if (vlen)
-      memcpy(e + LEAF_ENTRY_HDR + klen, val, vlen);
-    esize = LEAF_ENTRY_HDR + (uint32_t)(klen + vlen);
-  } else {
-    uint64_t np = overflow_pages(vlen, psize), opg;
-    uint8_t *obuf;
-    rc = txn_alloc(txn, np, &obuf, &opg);
-    if (rc)
-      goto out;
-    page_init(obuf, psize, PAGE_OVERFLOW, opg);
-    pg_set_count(obuf, (uint32_t)np);
-    pg_set_upper(obuf, (uint32_t)vlen);
-    memcpy(obuf + PAGE_HDR, val, vlen);
-    e[2] = LEAF_OVERFLOW;
-    st64(e + LEAF_ENTRY_HDR + klen, opg);
-    esize = LEAF_ENTRY_HDR + (uint32_t)klen + 8;
-  }
+  /* The entry (and its overflow run) only once the put will happen. */
+  rc = btree_make_entry(txn, key, klen, val, vlen, e, &esize);
+  if (rc)
+    goto out;
   txn->gen++;
   if (!t->root) {
     uint8_t *buf;
@@ -578,8 +570,8 @@ int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
     rc = txn_alloc(txn, 1, &buf, &pg);
     if (rc)
       goto out;
-    ent one = {e, esize};
-    node_build(buf, psize, PAGE_LEAF, pg, &one, 1);
+    page_ent one = {e, esize};
+    btree_node_build(buf, psize, PAGE_LEAF, pg, &one, 1);
     t->root = pg;
     t->depth = 1;
     t->entries = 1;
@@ -589,7 +581,7 @@ int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
   int L = ph.depth - 1;
   if (found) {
     const uint8_t *old = leaf_entry(ph.buf[L], ph.idx[L]);
-    rc = free_value(txn, old);
+    rc = btree_free_value(txn, old);
     if (rc)
       goto out;
     node_remove(ph.buf[L], ph.idx[L]);
@@ -654,7 +646,7 @@ static int rebalance(cairn_txn *txn, cf_state *t, path *ph, int l) {
   if (used_bytes(left) + used_bytes(right) + extra > usable)
     return CAIRN_OK; /* too full to merge: an underfull page is legal */
   uint32_t ln = pg_count(left), rn = pg_count(right);
-  ent *es = malloc((ln + rn) * sizeof *es);
+  page_ent *es = malloc((ln + rn) * sizeof *es);
   uint8_t *copy = malloc(2 * psize);
   uint8_t *r0 = malloc(BRANCH_ENTRY_HDR + CAIRN_MAX_KEY_SIZE);
   if (!es || !copy || !r0) {
@@ -683,7 +675,7 @@ static int rebalance(cairn_txn *txn, cf_state *t, path *ph, int l) {
     es[ln].size = BRANCH_ENTRY_HDR + branch_klen(pe);
   }
   uint64_t lpg = pidx > 0 ? spg : ph->pg[l];
-  node_build(left, psize, pg_type(copy), lpg, es, ln + rn);
+  btree_node_build(left, psize, pg_type(copy), lpg, es, ln + rn);
   free(es);
   free(copy);
   free(r0);
@@ -710,7 +702,7 @@ int btree_del(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen) {
     rc = cairn__seterr(CAIRN_CORRUPT, "key vanished during delete");
   int L = ph.depth - 1;
   if (!rc)
-    rc = free_value(txn, leaf_entry(ph.buf[L], ph.idx[L]));
+    rc = btree_free_value(txn, leaf_entry(ph.buf[L], ph.idx[L]));
   if (!rc) {
     node_remove(ph.buf[L], ph.idx[L]);
     t->entries--;

@@ -231,7 +231,12 @@ static int tree_key(cairn_cursor *c, const uint8_t **k, size_t *kl,
   return rc;
 }
 
-static overlay *ov_of(cairn_cursor *c) { return c->txn->ov; }
+/* A write txn's own new nodes join the list before its cursor walks it. */
+static overlay *ov_of(cairn_cursor *c) {
+  if (!c->txn->rdonly)
+    overlay_link_pending(c->txn->ov);
+  return c->txn->ov;
+}
 
 /* Tree source to its first entry >= k (after = 0) or > k (after = 1). */
 static int tree_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {

@@ -253,6 +253,7 @@ int cairn_open(const char *path, const cairn_options *opts, cairn_db **out) {
   db->file_pages = size / psize;
   db->durable_txnid = m.txnid;
   db->durable_slot = slot;
+  db->meta_seq = m.seq;
   db->last_sync_ms = db_now_ms();
   cairn_mutex_init(&db->write_mu);
   cairn_mutex_init(&db->meta_mu);
@@ -331,6 +332,10 @@ int cairn_close(cairn_db *db) {
       rc = db_sync_locked(db);
       cairn_mutex_unlock(&db->write_mu);
     }
+    /* Everything is durable and no snapshot is left: free pages need take
+     * no disk space while the database is closed. */
+    if (!rc)
+      freelist_punch(&db->fl, db->pg.file, db->pg.psize);
   }
   deferred_free(&db->def);
   page_pool_free(&db->pool);

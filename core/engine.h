@@ -46,6 +46,9 @@ typedef struct meta {
   uint64_t freelist_count;
   uint64_t next_cf_id;
   uint8_t db_id[16]; /* random at creation: names this database for good */
+  /* Meta pages written by this database: a checkpoint keeps the txn id of
+   * the commit it records, so two metas may share one; the later wins. */
+  uint64_t seq;
 } meta;
 
 /* ---- pager ------------------------------------------------------------- */
@@ -106,6 +109,10 @@ void txn_scope_begin(cairn_txn *txn, pgmap *scope, pgmap **saved);
 void txn_scope_end(cairn_txn *txn, pgmap *scope, pgmap *saved);
 /* Forget that a page range was validated (it is about to be rewritten). */
 void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages);
+/* Mapped mode: a page this process just wrote from a buffer it built and
+ * sealed is known valid; reading it back through the map skips the
+ * checksum (a checkpoint reads most of the previous one's pages). */
+void pager_mark_written(pager *pg, uint64_t pgno);
 /* Cached mode: adopt a freshly written buffer as the page's content. */
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf);
 
@@ -215,6 +222,7 @@ struct cairn_txn {
   meta snap;          /* the snapshot (read) or the state being built (write) */
   const uint8_t *map; /* mapped mode: the map this txn reads through */
   uint64_t gen;       /* bumped on every modification (cursor revalidation) */
+  uint64_t spilled;   /* pages written ahead of the commit (txn_spill) */
   cf_state catalog;
   cf_state **cfs;
   size_t ncfs, capcfs;
@@ -251,6 +259,8 @@ int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
                  const uint8_t **out);
 /* Make pgno writable: returns the dirty buffer and its (new) number. */
 int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg);
+/* Write the txn's finished fresh pages now and recycle their buffers. */
+int txn_spill(cairn_txn *txn, const uint64_t *pgnos, size_t n);
 /* Allocate n contiguous fresh dirty pages. */
 int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno);
 /* Free a page run reachable in this txn (clean or dirty). */
@@ -320,6 +330,10 @@ int freelist_take(freelist *fl, uint64_t n, uint64_t *pgno);
 int freelist_return(freelist *fl, const pgvec *pages);
 int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages, int young);
 uint64_t freelist_total(const freelist *fl);
+/* Give the disk blocks of every free page back to the filesystem (close:
+ * no snapshot is left and the durable meta reaches none of them). Best
+ * effort: a host without hole punching keeps the blocks. */
+void freelist_punch(const freelist *fl, cairn_file *f, uint32_t psize);
 /* Pages pending because of snapshots at or before txnid (and, with
  * checkpointed_pinned, those of checkpoints older readers still hold). */
 uint64_t freelist_pinned_after(const freelist *fl, uint64_t txnid,
@@ -341,6 +355,26 @@ int btree_free_all(cairn_txn *txn, cf_state *t);
 /* Read the value of a leaf entry (inline or overflow). */
 int btree_entry_value(cairn_txn *txn, const uint8_t *e, cairn_slice *val);
 uint32_t btree_max_inline(uint32_t psize);
+int btree_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* One entry of a page being laid out (size without its 2-byte slot). */
+typedef struct page_ent {
+  const uint8_t *ptr;
+  uint32_t size;
+} page_ent;
+/* Lay entries out in buf as a fresh page; they must not point into buf. */
+void btree_node_build(uint8_t *buf, uint32_t psize, uint16_t type,
+                      uint64_t pgno, const page_ent *es, uint32_t n);
+/* Build a leaf entry for (key, val) in e (room for LEAF_ENTRY_HDR + klen +
+ * max(vlen, 8) bytes), writing a large value to a fresh overflow run. */
+int btree_make_entry(cairn_txn *txn, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen, uint8_t *e,
+                     uint32_t *esize);
+/* Free a leaf entry's overflow run, if it has one. */
+int btree_free_value(cairn_txn *txn, const uint8_t *e);
+/* A checkpoint's fold of one column family's overlay nodes (*n onwards,
+ * key order) into its tree (fold.c); *n becomes the first node of the next
+ * column family, or NULL. */
+int btree_fold(cairn_txn *txn, cf_state *t, ov_node **n);
 
 /* Cursor stack shared by cursors and tree walks. */
 #define MAX_DEPTH 32
@@ -397,6 +431,7 @@ struct cairn_db {
   meta cur;
   uint64_t durable_txnid;
   int durable_slot;
+  uint64_t meta_seq; /* seq of the newest meta page written or read */
   snapshot_count *snaps;
   size_t nsnaps, capsnaps;
   freelist fl;    /* writer-only */

@@ -160,6 +160,25 @@ int freelist_add_pending(freelist *fl, uint64_t txnid, pgvec *pages,
   return CAIRN_OK;
 }
 
+void freelist_punch(const freelist *fl, cairn_file *f, uint32_t psize) {
+  if (!f->methods->punch)
+    return;
+  pgvec all = {0};
+  int rc = pgvec_merge(&all, &fl->ready);
+  for (const pending_free *p = fl->pending; p && !rc; p = p->next)
+    rc = pgvec_merge(&all, &p->pages);
+  for (size_t i = 0; i < all.len && !rc;) {
+    size_t j = i + 1;
+    while (j < all.len && all.v[j] == all.v[j - 1] + 1)
+      j++;
+    rc = f->methods->punch(f, all.v[i] * psize, (j - i) * (uint64_t)psize);
+    i = j;
+  }
+  if (rc) /* the blocks stay allocated: nothing is lost */
+    cairn__clearerr();
+  pgvec_free(&all);
+}
+
 uint64_t freelist_total(const freelist *fl) {
   uint64_t n = fl->ready.len;
   for (const pending_free *p = fl->pending; p; p = p->next)

@@ -88,6 +88,7 @@ void overlay_unref(overlay *ov) {
     return;
   arena_free(&ov->nodes_arena);
   arena_free(&ov->data_arena);
+  free(ov->pending);
   free(atomic_load_explicit(&ov->index, memory_order_relaxed));
   for (struct ov_index *x = ov->old_indexes, *o; x; x = o) {
     o = x->older;
@@ -258,25 +259,17 @@ static int random_height(overlay *ov) {
   return h;
 }
 
-ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
-                      size_t klen) {
-  ov_node *n = overlay_find(ov, cf, key, klen);
-  if (n)
-    return n;
-  ov_node *prev[OV_MAX_HEIGHT];
-  n = link(writer_find_lt(ov, cf, key, klen, prev), 0);
-  uint64_t prefix = key_prefix(key, klen);
-  if (n && node_cmp(n, cf, prefix, key, klen) == 0)
-    return n; /* (only when the index is incomplete) */
+static ov_node *node_new(overlay *ov, uint32_t cf, const uint8_t *key,
+                         size_t klen) {
   int h = random_height(ov);
-  n = arena_alloc(ov, &ov->nodes_arena,
-                  sizeof *n + (size_t)h * sizeof(ov_link) + klen);
+  ov_node *n = arena_alloc(ov, &ov->nodes_arena,
+                           sizeof *n + (size_t)h * sizeof(ov_link) + klen);
   if (!n)
     return NULL;
   uint8_t *k = (uint8_t *)n + sizeof *n + (size_t)h * sizeof(ov_link);
   if (klen)
     memcpy(k, key, klen);
-  n->prefix = prefix;
+  n->prefix = key_prefix(key, klen);
   n->hash = key_hash(cf, key, klen);
   n->cf = cf;
   n->klen = (uint16_t)klen;
@@ -284,6 +277,14 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
   atomic_store_explicit(&n->in_base, OV_BASE_UNKNOWN, memory_order_relaxed);
   n->key = k;
   atomic_store_explicit(&n->newest, NULL, memory_order_relaxed);
+  ov->nodes++;
+  return n;
+}
+
+/* Link n after prev[i] at each of its levels; prev[i] becomes n there (the
+ * predecessor of anything after n). */
+static void link_node(overlay *ov, ov_node *n, ov_node **prev) {
+  int h = n->height;
   int height = atomic_load_explicit(&ov->height, memory_order_relaxed);
   for (int i = height; i < h; i++)
     prev[i] = ov->head;
@@ -298,10 +299,98 @@ ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
     pl->prefix = n->prefix;
     pl->cf = n->cf;
     atomic_store_explicit(&pl->node, n, memory_order_release);
+    prev[i] = n;
   }
+}
+
+ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
+                      size_t klen) {
+  ov_node *n = overlay_find(ov, cf, key, klen);
+  if (n)
+    return n;
+  ov_node *prev[OV_MAX_HEIGHT];
+  n = link(writer_find_lt(ov, cf, key, klen, prev), 0);
+  if (n && node_cmp(n, cf, key_prefix(key, klen), key, klen) == 0)
+    return n; /* (only when the index is incomplete) */
+  if (!(n = node_new(ov, cf, key, klen)))
+    return NULL;
+  link_node(ov, n, prev);
   index_add(ov, n); /* after the node is whole and linked */
-  ov->nodes++;
+  if (atomic_load_explicit(&ov->index_partial, memory_order_relaxed))
+    overlay_link_pending(ov); /* lookups use the list from now on */
   return n;
+}
+
+ov_node *overlay_node_unlinked(overlay *ov, uint32_t cf, const uint8_t *key,
+                               size_t klen) {
+  ov_node *n = overlay_find(ov, cf, key, klen);
+  if (n)
+    return n;
+  if (atomic_load_explicit(&ov->index_partial, memory_order_relaxed))
+    return overlay_node(ov, cf, key, klen); /* a miss proves nothing */
+  if (ov->npending == ov->cappending) {
+    size_t cap = ov->cappending ? 2 * ov->cappending : 1024;
+    ov_node **p = realloc(ov->pending, cap * sizeof *p);
+    if (!p)
+      return overlay_node(ov, cf, key, klen);
+    ov->bytes += (cap - ov->cappending) * sizeof *p;
+    ov->pending = p;
+    ov->cappending = cap;
+  }
+  if (!(n = node_new(ov, cf, key, klen)))
+    return NULL;
+  index_add(ov, n);
+  ov->pending[ov->npending++] = n;
+  if (atomic_load_explicit(&ov->index_partial, memory_order_relaxed))
+    overlay_link_pending(ov); /* lookups use the list from now on */
+  return n;
+}
+
+static int pending_cmp(const void *a, const void *b) {
+  const ov_node *x = *(ov_node *const *)a, *y = *(ov_node *const *)b;
+  return node_cmp(x, y->cf, y->prefix, y->key, y->klen);
+}
+
+/* Is the node after x at level l before n? (The link's copies decide
+ * unless cf and prefix are equal.) */
+static int next_before(const ov_node *x, int l, const ov_node *n) {
+  const ov_link *lk = &x->next[l];
+  ov_node *m = atomic_load_explicit(&lk->node, memory_order_relaxed);
+  if (!m)
+    return 0;
+  if (lk->cf != n->cf)
+    return lk->cf < n->cf;
+  if (lk->prefix != n->prefix)
+    return lk->prefix < n->prefix;
+  return node_cmp(m, n->cf, n->prefix, n->key, n->klen) < 0;
+}
+
+void overlay_link_pending(overlay *ov) {
+  if (!ov || !ov->npending)
+    return;
+  /* In key order, each search starts from the previous node's
+   * predecessors (a finger): it climbs only as high as the gap to the
+   * previous key needs, instead of descending from the head through every
+   * level's cache misses. */
+  qsort(ov->pending, ov->npending, sizeof *ov->pending, pending_cmp);
+  ov_node *prev[OV_MAX_HEIGHT];
+  ov_node *first = ov->pending[0];
+  writer_find_lt(ov, first->cf, first->key, first->klen, prev);
+  for (size_t i = 0; i < ov->npending; i++) {
+    ov_node *n = ov->pending[i];
+    int height = atomic_load_explicit(&ov->height, memory_order_relaxed);
+    int top = -1; /* the highest level whose predecessor moved */
+    while (top + 1 < height && next_before(prev[top + 1], top + 1, n))
+      top++;
+    ov_node *x = top >= 0 ? prev[top] : NULL;
+    for (int l = top; l >= 0; l--) {
+      while (next_before(x, l, n))
+        x = link(x, l);
+      prev[l] = x;
+    }
+    link_node(ov, n, prev);
+  }
+  ov->npending = 0;
 }
 
 ov_version *overlay_add(overlay *ov, ov_node *node, uint64_t txnid,

@@ -84,7 +84,11 @@ typedef struct overlay {
    * snapshot. */
   struct ov_index *_Atomic index;
   struct ov_index *old_indexes;
-  uint64_t indexed;          /* writer: nodes in the index */
+  uint64_t indexed; /* writer: nodes in the index */
+  /* Writer: new nodes in the index but not yet in the list (see
+   * overlay_node_unlinked). */
+  ov_node **pending;
+  size_t npending, cappending;
   _Atomic int index_partial; /* out of memory once: misses prove nothing */
 } overlay;
 
@@ -99,6 +103,13 @@ ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
 /* Writer: the node for (cf, key), created if missing (one search). */
 ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen);
+/* Writer: the same, but a new node only goes into the index; it joins the
+ * ordered list at overlay_link_pending, with the others in key order. The
+ * writer calls that before anything walks the list (its cursors, counting,
+ * the fold) and before a commit or abort ends its txn. */
+ov_node *overlay_node_unlinked(overlay *ov, uint32_t cf, const uint8_t *key,
+                               size_t klen);
+void overlay_link_pending(overlay *ov);
 /* Writer: a new newest version of node (val copied; tomb = deletion). */
 ov_version *overlay_add(overlay *ov, ov_node *node, uint64_t txnid,
                         const uint8_t *val, size_t vlen, int tomb);

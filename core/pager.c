@@ -431,6 +431,11 @@ void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
   cairn_mutex_unlock(&pg->cache_mu);
 }
 
+void pager_mark_written(pager *pg, uint64_t pgno) {
+  if (pg->mapped)
+    vset(pg->verified, pgno);
+}
+
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf) {
   cache_entry *n = entry_alloc(npages, pg->psize);
   if (n) { /* a copy: every entry holds its page at ENTRY_DATA */
@@ -472,6 +477,7 @@ void meta_encode(const meta *m, uint8_t *b, uint64_t slot) {
   st64(b + 88, m->freelist_count);
   st64(b + 96, m->next_cf_id);
   memcpy(b + 104, m->db_id, 16);
+  st64(b + 120, m->seq);
   st32(b, cairn_crc32c(0, b + 4, META_SPAN - 4));
 }
 
@@ -501,6 +507,7 @@ static int meta_decode(const uint8_t *b, uint64_t slot, meta *m) {
   m->freelist_count = ld64(b + 88);
   m->next_cf_id = ld64(b + 96);
   memcpy(m->db_id, b + 104, 16);
+  m->seq = ld64(b + 120);
   if (!valid_psize(m->page_size) || m->page_count < 2 ||
       m->catalog_root >= m->page_count || m->freelist_head >= m->page_count ||
       m->freelist_count >= m->page_count || m->catalog_depth > MAX_DEPTH ||
@@ -554,9 +561,9 @@ int meta_read(cairn_file *f, uint64_t file_size, meta *out, int *slot,
                            "both meta pages (0 and 1) fail validation");
     return cairn__seterr(CAIRN_NOTADB, "no cairn meta page found");
   }
-  int s = ok[0] && ok[1] ? (m[1].txnid > m[0].txnid) : ok[1];
-  if (ok[0] && ok[1] && m[0].page_size != m[1].page_size)
-    s = m[1].txnid > m[0].txnid;
+  int s = ok[0] && ok[1] ? (m[1].txnid > m[0].txnid ||
+                            (m[1].txnid == m[0].txnid && m[1].seq > m[0].seq))
+                         : ok[1];
   *out = m[s];
   *slot = s;
   *psize = m[s].page_size;

@@ -61,6 +61,9 @@ typedef struct cairn_file_methods {
   int (*unmap)(cairn_file *f, const void *addr, uint64_t len);
   /* Close and free the handle (releases its lock). Never fails. */
   void (*close)(cairn_file *f);
+  /* Optional (NULL if the host cannot): give the storage of len bytes at
+   * off back to the filesystem; they read as zeros, the size stays. */
+  int (*punch)(cairn_file *f, uint64_t off, uint64_t len);
 } cairn_file_methods;
 
 /* Implementations embed this as their first member. */

@@ -209,6 +209,25 @@ static int mem_truncate(cairn_file *f, uint64_t size) {
   return rc;
 }
 
+/* Punched bytes read as zeros (so a test reading a punched page sees its
+ * checksum fail); memory is not given back. */
+static int mem_punch(cairn_file *f, uint64_t off, uint64_t len) {
+  mem_file *mf = (mem_file *)f;
+  if (!mf)
+    return cairn__seterr(CAIRN_INVALID, "memory punch: NULL handle");
+  if (mf->flags & CAIRN_PF_RDONLY)
+    return cairn__seterr(CAIRN_IO, "punch memory file %s: open read-only",
+                         mf->path);
+  mem_node *node = mf->node;
+  cairn_mutex_lock(&node->mu);
+  if (off < node->size) {
+    uint64_t n = len < node->size - off ? len : node->size - off;
+    memset(node->data + off, 0, (size_t)n);
+  }
+  cairn_mutex_unlock(&node->mu);
+  return CAIRN_OK;
+}
+
 static const char *lock_name(int mode) {
   return mode == CAIRN_LOCK_EXCLUSIVE ? "exclusive" : "shared";
 }
@@ -278,7 +297,7 @@ static void mem_close(cairn_file *f) {
 
 static const cairn_file_methods mem_methods = {
     mem_read, mem_write, mem_sync, mem_size,  mem_truncate,
-    mem_lock, NULL,      NULL,     mem_close,
+    mem_lock, NULL,      NULL,     mem_close, mem_punch,
 };
 
 static int bad_path(const char *op, const char *path) {

@@ -391,7 +391,14 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
                          "this thread already has the write transaction open");
   }
   free(txn);
-  return txn_begin_writer(db, out);
+  int rc = txn_begin_writer(db, out);
+  if (!rc && (*out)->failed) { /* it could not release free pages */
+    cairn_abort(*out);
+    *out = NULL;
+    return cairn__seterr(CAIRN_NOMEM, "out of memory beginning a write "
+                                      "transaction");
+  }
+  return rc;
 }
 
 /* The smallest snapshot id of a live read txn, UINT64_MAX if none. Caller
@@ -587,8 +594,8 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
   metrics *m = &txn->db->metrics;
   METRIC_ADD(m, pages_written, pages);
   METRIC_ADD(m, bytes_written, pages * psize);
-  METRIC_SET(m, last_commit_pages, pages);
-  METRIC_SET(m, last_commit_bytes, pages * psize);
+  METRIC_SET(m, last_commit_pages, pages + txn->spilled);
+  METRIC_SET(m, last_commit_bytes, (pages + txn->spilled) * psize);
   size_t i = 0;
   int rc = CAIRN_OK;
   while (i < n && !rc) {
@@ -614,6 +621,8 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
   free(batch);
   if (rc)
     return rc;
+  for (size_t k = 0; k < n; k++)
+    pager_mark_written(pg, ds[k]->pgno);
   /* Pages allocated at the end and freed again in this txn were never
    * written; the file must still hold every page the commit counts (a
    * mapped reader would fault past the end of the file). */
@@ -631,6 +640,32 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
 }
 
 uint64_t db_now_ms(void); /* db.c */
+/* Write finished pages of this txn ahead of its commit and recycle their
+ * buffers. Safe because the page numbers are fresh or free (no snapshot
+ * reaches them) and nothing references them until the meta page is
+ * written; a checkpoint's fold writes the new tree this way, so it never
+ * holds the whole tree in memory. The pages must not be read again by the
+ * txn (they are no longer in its dirty table). */
+int txn_spill(cairn_txn *txn, const uint64_t *pgnos, size_t n) {
+  dirty_page **ds = malloc((n + 1) * sizeof *ds);
+  if (!ds)
+    return txn_fail(txn, cairn__seterr(CAIRN_NOMEM, "out of memory"));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    dirty_page *d = pgmap_del(&txn->dirty, pgnos[i]);
+    if (d)
+      ds[k++] = d;
+  }
+  qsort(ds, k, sizeof *ds, cmp_dirty);
+  seal_pages(ds, k, txn->snap.page_size, txn->snap.txnid);
+  int rc = write_dirty(txn, ds, k);
+  for (size_t i = 0; i < k; i++) {
+    txn->spilled += ds[i]->npages;
+    page_pool_put(&txn->db->pool, ds[i]);
+  }
+  free(ds);
+  return rc ? txn_fail(txn, rc) : CAIRN_OK;
+}
 
 /* The end of a sync that makes commits durable: a failure leaves their
  * outcome unknown (the handle refuses writes until a reopen); a success
@@ -655,7 +690,9 @@ static int write_meta_durably(cairn_db *db, const meta *m, int slot) {
   int rc = f->methods->sync(f);
   if (rc)
     return rc;
-  rc = meta_write(f, m, slot, db->pg.psize);
+  meta w = *m; /* numbered, so it wins over a meta of the same txn id */
+  w.seq = ++db->meta_seq;
+  rc = meta_write(f, &w, slot, db->pg.psize);
   if (!rc)
     rc = f->methods->sync(f);
   return sync_done(db, rc, t0);
@@ -923,9 +960,15 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     rc = freelist_persist(txn);
   dirty_page **ds = NULL;
   size_t n = 0;
+  /* Nothing after the commit point may allocate (a failure there would
+   * drop the pages the commit freed from the free set for good): room for
+   * them is made now. */
+  pgvec young = {0};
   if (!rc) {
     ds = malloc((txn->dirty.len + 1) * sizeof *ds);
-    if (!ds)
+    if (!ds || (logged && pgvec_reserve(&young, txn->freed.len + 1)) ||
+        pgvec_reserve(&db->fl.ready,
+                      db->fl.ready.len + txn->local_free.len + 1))
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory committing");
   }
   if (!rc) {
@@ -943,6 +986,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   }
   if (rc) {
     free(ds);
+    pgvec_free(&young);
     overlay_unref(fresh);
     cairn_abort(txn);
     return rc;
@@ -955,8 +999,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       pager_adopt(&db->pg, ds[i]->pgno, ds[i]->npages, ds[i]->buf);
   }
   free(ds);
-  /* Publish. */
-  pgvec young = {0};
+  /* Publish: readers walk the list, so this txn's new nodes join it now. */
+  overlay_link_pending(txn->ov);
   int frc = logged ? split_young(txn, &young) : CAIRN_OK;
   uint64_t free_pages = 0;
   if (!frc && logged) {

@@ -65,7 +65,7 @@ static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, int *out) {
 int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
                const uint8_t *val, size_t vlen, int tomb, int noover) {
   overlay *ov = txn->ov;
-  ov_node *n = overlay_node(ov, s->id, key, klen);
+  ov_node *n = overlay_node_unlinked(ov, s->id, key, klen);
   if (!n)
     return txn_fail(
         txn, cairn__seterr(CAIRN_NOMEM, "out of memory for the overlay"));
@@ -93,6 +93,7 @@ int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
 }
 
 void view_abort(cairn_txn *txn) {
+  overlay_link_pending(txn->ov); /* hidden, but indexed: keep them whole */
   for (size_t i = 0; i < txn->nov_written; i++)
     atomic_store_explicit(&txn->ov_written[i]->txnid, OV_ABORTED,
                           memory_order_relaxed);
@@ -101,6 +102,8 @@ void view_abort(cairn_txn *txn) {
 
 int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
   int64_t delta = 0;
+  if (!txn->rdonly)
+    overlay_link_pending(txn->ov);
   if (txn->ov)
     for (ov_node *n = overlay_seek(txn->ov, s->id, (const uint8_t *)"", 0); n;
          n = overlay_next(n)) {
@@ -124,33 +127,22 @@ int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
 
 int view_fold(cairn_txn *txn) {
   overlay *ov = txn->ov;
-  if (!ov)
-    return CAIRN_OK;
-  int rc = CAIRN_OK;
-  cf_state *s = NULL;
-  uint32_t cf = CATALOG_CF_ID; /* never an overlay node's */
-  for (ov_node *n = overlay_first_any(ov); n && !rc; n = overlay_next_any(n)) {
-    if (n->cf != cf) {
-      cf = n->cf;
-      s = txn_cf(txn, cf, &rc);
-      if (rc == CAIRN_NOTFOUND) { /* dropped since: its versions are moot */
-        rc = CAIRN_OK;
-        cairn__clearerr();
-      }
-    }
-    if (!s)
+  overlay_link_pending(ov);
+  ov_node *n = ov ? overlay_first_any(ov) : NULL;
+  while (n) {
+    int rc;
+    cf_state *s = txn_cf(txn, n->cf, &rc);
+    if (rc == CAIRN_NOTFOUND) { /* dropped since: its versions are moot */
+      cairn__clearerr();
+      uint32_t cf = n->cf;
+      while (n && n->cf == cf)
+        n = overlay_next_any(n);
       continue;
-    const ov_version *v = ov_visible(n, txn->snap.txnid);
-    if (!v || (v->tomb &&
-               atomic_load_explicit(&n->in_base, memory_order_relaxed) == 0))
-      continue; /* nothing to change */
-    if (v->tomb) {
-      rc = btree_del(txn, s, n->key, n->klen);
-      if (rc == CAIRN_NOTFOUND)
-        rc = CAIRN_OK;
-    } else {
-      rc = btree_put(txn, s, n->key, n->klen, v->val, v->vlen, 0);
     }
+    if (!rc)
+      rc = btree_fold(txn, s, &n);
+    if (rc)
+      return rc;
   }
-  return rc;
+  return CAIRN_OK;
 }

@@ -278,11 +278,9 @@ typedef struct run {
   model pending;     /* what the write txn under way holds */
   model alt;         /* a commit that failed: maybe logged whole */
   int have_alt;
-  int failed;        /* a call failed during the operation */
-  int opening;       /* the operation is cairn_open: no txn to blame */
-  int setting_up;    /* in the scenario's setup */
-  int lost_pages_ok; /* the scenario accepts pages lost (a known bug) */
-  int lost_pages_seen;
+  int failed;       /* a call failed during the operation */
+  int opening;      /* the operation is cairn_open: no txn to blame */
+  int setting_up;   /* in the scenario's setup */
   int no_db_ok;     /* a create failed: there may be no database */
   int alt_always;   /* alt stays possible whatever the probe does */
   int took_alt;     /* the reopened database held alt */
@@ -1045,21 +1043,7 @@ static void reopen_and_verify(void) {
   if (!RCHECK(rc == 0))
     printf("  after reopen: %s\n", why);
   cairn__clearerr();
-  rc = cairn_check(db, NULL, NULL);
-  const char *msg = cairn_errmsg();
-  if (rc == CAIRN_CORRUPT && R.lost_pages_ok &&
-      strncmp(msg, "1 problem(s); first: ", 21) == 0 &&
-      strstr(msg, "page(s) lost: neither reachable nor free")) {
-    /* Known and accepted for this scenario only: a logged commit whose
-     * split_young (core/txn.c) runs out of memory after its log record is
-     * durable drops the pages it freed from the free set. No data is
-     * affected; the pages stay unused until core/txn.c reserves that
-     * memory before the commit point (notes/nomem-bugs.md, item 1). */
-    printf("  accepted (core/txn.c split_young): %s\n", msg);
-    R.lost_pages_seen++;
-  } else {
-    RCHECK_OK(rc);
-  }
+  RCHECK_OK(cairn_check(db, NULL, NULL));
   RCHECK_OK(cairn_close(db));
 }
 
@@ -1071,34 +1055,33 @@ typedef struct scenario {
   void (*post)(void); /* before each run, on the restored files */
   void (*op)(void);
   int want_checkpoint; /* the clean run must checkpoint */
-  int lost_pages_ok;   /* see reopen_and_verify */
 } scenario;
 
 static const scenario scenarios[] = {
-    {"create", pre_none, post_none, op_create, 0, 0},
-    {"open with log replay", pre_replay, post_none, op_open, 0, 0},
-    {"read-only open with log replay", pre_replay, post_none, op_open_rdonly, 0,
+    {"create", pre_none, post_none, op_create, 0},
+    {"open with log replay", pre_replay, post_none, op_open, 0},
+    {"read-only open with log replay", pre_replay, post_none, op_open_rdonly,
      0},
-    {"open checkpointed", pre_closed, post_none, op_open, 0, 0},
-    {"write txn", pre_base, post_db, op_write, 0, 0},
-    {"commit that checkpoints", pre_ckpt, post_db, op_commit_checkpoint, 1, 0},
-    {"cairn_checkpoint", pre_base, post_db, op_checkpoint, 0, 0},
-    {"column family create/drop", pre_base, post_db, op_cf, 0, 0},
+    {"open checkpointed", pre_closed, post_none, op_open, 0},
+    {"write txn", pre_base, post_db, op_write, 0},
+    {"commit that checkpoints", pre_ckpt, post_db, op_commit_checkpoint, 1},
+    {"cairn_checkpoint", pre_base, post_db, op_checkpoint, 0},
+    {"column family create/drop", pre_base, post_db, op_cf, 0},
     {"drop logged and checkpointed cfs", pre_base, post_cf_logged, op_cf_drop,
-     0, 1},
-    {"overlay index growth", pre_base, post_index, op_index, 0, 0},
-    {"read txn and cursors", pre_base, post_db, op_read, 0, 0},
-    {"cairn_check", pre_base, post_db, op_check, 0, 0},
-    {"cairn_backup", pre_base, post_db, op_backup, 0, 0},
-    {"cairn_close", pre_base, post_db, op_close, 0, 0},
-    {"cairn_restore", pre_backup, post_none, op_restore, 0, 0},
-    {"cairn_dump", pre_base, post_dump, op_dump, 0, 0},
-    {"cairn_load", pre_load, post_open, op_load, 0, 0},
-    {"cairn_stat_write", pre_base, post_db, op_stat, 0, 0},
-    {"NOLOG write txn", pre_nolog, post_db, op_write, 0, 0},
-    {"cached: read txn and cursors", pre_cached, post_db, op_read, 0, 0},
-    {"cached: cairn_checkpoint", pre_cached, post_db, op_checkpoint, 0, 0},
-    {"cached: cairn_check", pre_cached, post_db, op_check, 0, 0},
+     0},
+    {"overlay index growth", pre_base, post_index, op_index, 0},
+    {"read txn and cursors", pre_base, post_db, op_read, 0},
+    {"cairn_check", pre_base, post_db, op_check, 0},
+    {"cairn_backup", pre_base, post_db, op_backup, 0},
+    {"cairn_close", pre_base, post_db, op_close, 0},
+    {"cairn_restore", pre_backup, post_none, op_restore, 0},
+    {"cairn_dump", pre_base, post_dump, op_dump, 0},
+    {"cairn_load", pre_load, post_open, op_load, 0},
+    {"cairn_stat_write", pre_base, post_db, op_stat, 0},
+    {"NOLOG write txn", pre_nolog, post_db, op_write, 0},
+    {"cached: read txn and cursors", pre_cached, post_db, op_read, 0},
+    {"cached: cairn_checkpoint", pre_cached, post_db, op_checkpoint, 0},
+    {"cached: cairn_check", pre_cached, post_db, op_check, 0},
 };
 
 static long stride;
@@ -1173,7 +1156,6 @@ static void sweep(const scenario *s, int every) {
     R.scen = s->name;
     R.k = k;
     R.every = every;
-    R.lost_pages_ok = s->lost_pages_ok;
     long live0 = atomic_load(&nm_live);
     int failed0 = test_failed_count;
     restore_template(s);

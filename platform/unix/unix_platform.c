@@ -322,9 +322,34 @@ static void ux_close(cairn_file *f) {
   free(uf);
 }
 
+/* Hole punching where the host has it (Linux); elsewhere the caller sees
+ * CAIRN_INVALID and keeps the blocks. */
+static int ux_punch(cairn_file *f, uint64_t off, uint64_t len) {
+  unix_file *uf = (unix_file *)f;
+  if (!uf)
+    return cairn__seterr(CAIRN_INVALID, "punch: NULL handle");
+#ifdef FALLOC_FL_PUNCH_HOLE
+  if (off > OFF_MAX || len > OFF_MAX - off)
+    return cairn__seterr(CAIRN_INVALID, "punch %s: range too large", uf->path);
+  while (fallocate(uf->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                   (off_t)off, (off_t)len) != 0) {
+    if (errno != EINTR) {
+      char what[400];
+      snprintf(what, sizeof what, "punch a hole in %s", uf->path);
+      return sys_fail(errno, what);
+    }
+  }
+  return CAIRN_OK;
+#else
+  (void)off;
+  (void)len;
+  return cairn__seterr(CAIRN_INVALID, "punch %s: not supported here", uf->path);
+#endif
+}
+
 static const cairn_file_methods unix_methods = {
     ux_read, ux_write, ux_sync,  ux_size,  ux_truncate,
-    ux_lock, ux_map,   ux_unmap, ux_close,
+    ux_lock, ux_map,   ux_unmap, ux_close, ux_punch,
 };
 
 static int ux_open(cairn_platform *p, const char *path, unsigned flags,
