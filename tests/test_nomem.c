@@ -279,7 +279,6 @@ typedef struct run {
   model alt;         /* a commit that failed: maybe logged whole */
   int have_alt;
   int failed;       /* a call failed during the operation */
-  int opening;      /* the operation is cairn_open: no txn to blame */
   int setting_up;   /* in the scenario's setup */
   int no_db_ok;     /* a create failed: there may be no database */
   int alt_always;   /* alt stays possible whatever the probe does */
@@ -295,9 +294,9 @@ static run R;
 static int call(int rc, const char *what, int line) {
   if (rc == CAIRN_OK)
     return rc;
-  /* CAIRN_BADTXN: the txn failed earlier, maybe already at its begin (a
-   * writer's begin that cannot release free pages returns a failed txn). */
-  int want = rc == CAIRN_NOMEM || (rc == CAIRN_BADTXN && !R.opening);
+  /* CAIRN_BADTXN only after a failure the caller saw (a begin that cannot
+   * set the txn up fails itself, it returns no failed txn). */
+  int want = rc == CAIRN_NOMEM || (rc == CAIRN_BADTXN && R.failed);
   if (!want || !cairn_errmsg()[0]) {
     ts_set_ctx("%s, %s mode, k=%ld: line %d: %s", R.scen,
                R.every ? "every" : "once", R.k, line, what);
@@ -694,9 +693,7 @@ static int open_db(const char *path, unsigned flags) {
   if (flags)
     o.flags = flags;
   cairn_db *db = (cairn_db *)&R; /* anything but NULL */
-  R.opening = 1;
   int rc = CALL(cairn_open(path, &o, &db));
-  R.opening = 0;
   if (rc) {
     RCHECK(db == NULL);
     return rc;
