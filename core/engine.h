@@ -113,6 +113,10 @@ void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages);
  * sealed is known valid; reading it back through the map skips the
  * checksum (a checkpoint reads most of the previous one's pages). */
 void pager_mark_written(pager *pg, uint64_t pgno);
+/* Mapped mode: pages (sorted) no tree of the newest state reaches; drop
+ * them from the process's resident set (a snapshot still reading one
+ * faults it back in, unchanged). */
+void pager_forget(pager *pg, const pgvec *pages);
 /* Cached mode: adopt a freshly written buffer as the page's content. */
 void pager_adopt(pager *pg, uint64_t pgno, uint64_t npages, uint8_t *buf);
 

@@ -18,11 +18,21 @@ struct ov_block {
   uint8_t data[];
 };
 
+/* A slot keeps the high bits of its node's hash beside the pointer, so a
+ * probe that meets another key's slot rejects it without loading that
+ * node (a cache miss per rejected slot in a large overlay). */
+typedef struct ov_slot {
+  ov_node *_Atomic node;
+  _Atomic uint32_t tag; /* written before node is published */
+} ov_slot;
+
 struct ov_index {
   struct ov_index *older;
   size_t cap; /* a power of two */
-  ov_node *_Atomic slot[];
+  ov_slot slot[];
 };
+
+static uint32_t hash_tag(uint64_t h) { return (uint32_t)(h >> 32); }
 
 #define OV_BLOCK (256u << 10)
 
@@ -157,7 +167,7 @@ static uint64_t key_hash(uint32_t cf, const uint8_t *key, size_t klen) {
 }
 
 static struct ov_index *index_new(size_t cap) {
-  struct ov_index *x = calloc(1, sizeof *x + cap * sizeof(ov_node *));
+  struct ov_index *x = calloc(1, sizeof *x + cap * sizeof(ov_slot));
   if (x)
     x->cap = cap;
   return x;
@@ -165,8 +175,10 @@ static struct ov_index *index_new(size_t cap) {
 
 static void index_put(struct ov_index *x, ov_node *n) {
   for (size_t i = n->hash & (x->cap - 1);; i = (i + 1) & (x->cap - 1))
-    if (!atomic_load_explicit(&x->slot[i], memory_order_relaxed)) {
-      atomic_store_explicit(&x->slot[i], n, memory_order_release);
+    if (!atomic_load_explicit(&x->slot[i].node, memory_order_relaxed)) {
+      atomic_store_explicit(&x->slot[i].tag, hash_tag(n->hash),
+                            memory_order_relaxed);
+      atomic_store_explicit(&x->slot[i].node, n, memory_order_release);
       return;
     }
 }
@@ -186,9 +198,9 @@ static void index_add(overlay *ov, ov_node *n) {
     atomic_store_explicit(&ov->index_partial, 1, memory_order_relaxed);
     return;
   }
-  ov->bytes += sizeof *y + cap * sizeof(ov_node *);
+  ov->bytes += sizeof *y + cap * sizeof(ov_slot);
   for (size_t i = 0; x && i < x->cap; i++) {
-    ov_node *m = atomic_load_explicit(&x->slot[i], memory_order_relaxed);
+    ov_node *m = atomic_load_explicit(&x->slot[i].node, memory_order_relaxed);
     if (m)
       index_put(y, m);
   }
@@ -234,11 +246,13 @@ ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
     if (!x)
       return NULL; /* nothing was ever added */
     uint64_t h = key_hash(cf, key, klen), p = key_prefix(key, klen);
+    uint32_t tag = hash_tag(h);
     for (size_t i = h & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
-      ov_node *n = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+      ov_node *n = atomic_load_explicit(&x->slot[i].node, memory_order_acquire);
       if (!n)
         return NULL;
-      if (n->hash == h && node_cmp(n, cf, p, key, klen) == 0)
+      if (atomic_load_explicit(&x->slot[i].tag, memory_order_relaxed) == tag &&
+          n->hash == h && node_cmp(n, cf, p, key, klen) == 0)
         return n;
     }
   }

@@ -431,6 +431,25 @@ void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
   cairn_mutex_unlock(&pg->cache_mu);
 }
 
+void pager_forget(pager *pg, const pgvec *pages) {
+  const cairn_file_methods *m = pg->file->methods;
+  if (!pg->mapped || !m->forget)
+    return;
+  for (size_t i = 0; i < pages->len;) {
+    size_t j = i + 1;
+    while (j < pages->len && pages->v[j] == pages->v[j - 1] + 1)
+      j++;
+    uint64_t off = pages->v[i] * pg->psize, len = (j - i) * pg->psize;
+    if (pg->map && off + len <= pg->map_len)
+      (void)m->forget(pg->file, pg->map + off, len);
+    for (old_map *o = pg->old_maps; o; o = o->next)
+      if (off + len <= o->len)
+        (void)m->forget(pg->file, o->addr + off, len);
+    i = j;
+  }
+  cairn__clearerr(); /* best effort: the pages stay resident */
+}
+
 void pager_mark_written(pager *pg, uint64_t pgno) {
   if (pg->mapped)
     vset(pg->verified, pgno);

@@ -64,6 +64,9 @@ typedef struct cairn_file_methods {
   /* Optional (NULL if the host cannot): give the storage of len bytes at
    * off back to the filesystem; they read as zeros, the size stays. */
   int (*punch)(cairn_file *f, uint64_t off, uint64_t len);
+  /* Optional: the process will not read these bytes of a map soon; give
+   * the memory they hold back (they read the same when touched again). */
+  int (*forget)(cairn_file *f, const void *addr, uint64_t len);
 } cairn_file_methods;
 
 /* Implementations embed this as their first member. */

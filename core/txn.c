@@ -1046,6 +1046,10 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     }
     METRIC_ADD(&db->metrics, checkpoints, 1);
     db->freed_since_ckpt = 0;
+    /* The tree this checkpoint replaced is no one's newest state: its
+     * pages need not stay in this process's memory. */
+    pgvec_sort(&txn->freed);
+    pager_forget(&db->pg, &txn->freed);
     if (!rc && txn->snap_out) /* still holding write_mu: no commit between */
       rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn->snap_out);
     cairn_mutex_lock(&db->meta_mu);

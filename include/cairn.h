@@ -156,7 +156,12 @@ int cairn_checkpoint(cairn_db *db);
 
 /* Begin a read snapshot (CAIRN_TXN_RDONLY) or the write transaction. */
 int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out);
-/* Commit with the database's durability; frees txn in every case. */
+/* Commit with the database's durability; frees txn in every case.
+ * An error means the commit did not happen, except when the handle then
+ * refuses further writes (CAIRN_IO "reopen the database"): the failure came
+ * after the commit's log record or meta page was written, and after a
+ * reopen the database holds either the commit or the state before it,
+ * whole. */
 int cairn_commit(cairn_txn *txn);
 /* Commit with an explicit durability; frees txn in every case. */
 int cairn_commit_ex(cairn_txn *txn, cairn_durability durability);

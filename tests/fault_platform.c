@@ -537,8 +537,8 @@ static void flt_close(cairn_file *f) {
 }
 
 static const cairn_file_methods fault_methods = {
-    flt_read, flt_write, flt_sync, flt_size,  flt_truncate,
-    flt_lock, NULL,      NULL,     flt_close, NULL,
+    flt_read, flt_write, flt_sync,  flt_size, flt_truncate, flt_lock,
+    NULL,     NULL,      flt_close, NULL,     NULL,
 };
 
 /* ---- platform methods -------------------------------------------------- */

@@ -347,9 +347,24 @@ static int ux_punch(cairn_file *f, uint64_t off, uint64_t len) {
 #endif
 }
 
+/* Drop the map's pages in [addr, addr + len) from the resident set (whole
+ * system pages inside the range only); the file's bytes stay cached. */
+static int ux_forget(cairn_file *f, const void *addr, uint64_t len) {
+  unix_file *uf = (unix_file *)f;
+  long sys = sysconf(_SC_PAGESIZE);
+  if (!uf || !addr || sys <= 0)
+    return cairn__seterr(CAIRN_INVALID, "forget: bad argument");
+  uintptr_t a = (uintptr_t)addr, e = a + (uintptr_t)len, ps = (uintptr_t)sys;
+  a = (a + ps - 1) / ps * ps;
+  e = e / ps * ps;
+  if (e > a && madvise((void *)a, e - a, MADV_DONTNEED) != 0)
+    return fail_path(errno, "madvise", uf->path);
+  return CAIRN_OK;
+}
+
 static const cairn_file_methods unix_methods = {
-    ux_read, ux_write, ux_sync,  ux_size,  ux_truncate,
-    ux_lock, ux_map,   ux_unmap, ux_close, ux_punch,
+    ux_read, ux_write, ux_sync,  ux_size,  ux_truncate, ux_lock,
+    ux_map,  ux_unmap, ux_close, ux_punch, ux_forget,
 };
 
 static int ux_open(cairn_platform *p, const char *path, unsigned flags,

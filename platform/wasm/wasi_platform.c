@@ -466,7 +466,7 @@ static const cairn_file_methods wasi_methods = {
     wf_read,     wf_write, wf_sync, wf_size,
     wf_truncate, wf_lock,  NULL, /* no map in WASI preview1: the pager uses its
                                     page cache */
-    NULL,        wf_close, NULL,
+    NULL,        wf_close, NULL,    NULL,
 };
 
 /* ---- platform methods -------------------------------------------------- */
