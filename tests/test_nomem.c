@@ -26,7 +26,7 @@
  *     the last committed state (a simple model: per column family an array
  *     of key -> value seed/length) and cairn_check passes — except that a
  *     commit that failed on a handle that then refuses writes may have been
- *     logged whole (its outcome is indeterminate, engine-notes.md), so there
+ *     logged whole (cairn.h, cairn_commit: indeterminate then), so there
  *     either state is accepted;
  *   - the process holds as many live allocations as before the run (no
  *     leak; the valgrind stage checks the same with --leak-check=full).
