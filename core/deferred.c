@@ -154,39 +154,62 @@ static void insert(deferred *d, dp_table *t, dirty_page *page,
   t->live++;
 }
 
+/* A new table with room for n more pages than t holds, swapped in (t is
+ * retired: readers may still probe it). NULL when out of memory. */
+static dp_table *grow(deferred *d, dp_table *t, size_t n, uint64_t published) {
+  size_t cap = t ? t->cap : 1024;
+  while ((t ? t->live + n : n) * 10 > cap * 4)
+    cap *= 2;
+  dp_table *g = table_new(cap);
+  if (!g)
+    return NULL;
+  if (t) {
+    for (size_t i = 0; i < t->cap; i++) {
+      uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+      if (k && k != TOMBSTONE)
+        insert(d, g,
+               atomic_load_explicit(&t->slots[i].page, memory_order_relaxed),
+               0);
+    }
+  }
+  atomic_store(&d->tab, g);
+  /* Marks made before the swap must follow their pages (readers that
+   * mark the old table after it see the swap and look again). */
+  for (size_t i = 0; t && i < t->cap; i++) {
+    uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+    uint64_t r = atomic_load(&t->slots[i].read_by);
+    dp_slot *ns = k && k != TOMBSTONE && r ? find(g, k) : NULL;
+    if (ns)
+      atomic_store_explicit(&ns->read_by, r, memory_order_relaxed);
+  }
+  if (t)
+    retire(d, t, published);
+  return g;
+}
+
+static int fits(const dp_table *t, size_t n) {
+  return t && (t->used + n) * 10 <= t->cap * 7;
+}
+
+int deferred_reserve(deferred *d, size_t n, uint64_t published) {
+  dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
+  if (!n || fits(t, n) || grow(d, t, n, published))
+    return CAIRN_OK;
+  return cairn__seterr(CAIRN_NOMEM,
+                       "out of memory growing the deferred page table");
+}
+
 int deferred_put(deferred *d, dirty_page *page, uint64_t published) {
   dp_table *t = atomic_load_explicit(&d->tab, memory_order_relaxed);
-  if (!t || (t->used + 1) * 10 > t->cap * 7) {
-    size_t cap = t ? t->cap : 1024;
-    while ((t ? t->live + 1 : 1) * 10 > cap * 4)
-      cap *= 2;
-    dp_table *n = table_new(cap);
-    if (!n)
+  if (!fits(t, 1)) {
+    dp_table *g = grow(d, t, 1, published);
+    if (g)
+      t = g;
+    else if (!t || t->used + 2 > t->cap)
+      /* (a probe chain needs one empty slot to end) */
       return cairn__seterr(CAIRN_NOMEM, "out of memory growing the deferred "
                                         "page table");
-    if (t) {
-      for (size_t i = 0; i < t->cap; i++) {
-        uint64_t k =
-            atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
-        if (k && k != TOMBSTONE)
-          insert(d, n,
-                 atomic_load_explicit(&t->slots[i].page, memory_order_relaxed),
-                 0);
-      }
-    }
-    atomic_store(&d->tab, n);
-    /* Marks made before the swap must follow their pages (readers that
-     * mark the old table after it see the swap and look again). */
-    for (size_t i = 0; t && i < t->cap; i++) {
-      uint64_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
-      uint64_t r = atomic_load(&t->slots[i].read_by);
-      dp_slot *ns = k && k != TOMBSTONE && r ? find(n, k) : NULL;
-      if (ns)
-        atomic_store_explicit(&ns->read_by, r, memory_order_relaxed);
-    }
-    if (t)
-      retire(d, t, published);
-    t = n;
+    /* else: fuller than the load factor wants, still correct */
   }
   dirty_page *old = deferred_get(d, page->pgno, 0);
   if (old)

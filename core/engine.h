@@ -162,6 +162,9 @@ void deferred_free(deferred *d);
 dirty_page *deferred_get(deferred *d, uint64_t pgno, uint64_t reader);
 /* Writer: add a sealed page (the table takes it); replaces a dead entry. */
 int deferred_put(deferred *d, dirty_page *page, uint64_t published);
+/* Room for n more pages, so that n deferred_put calls cannot run out of
+ * memory (a commit calls it before its log record makes it durable). */
+int deferred_reserve(deferred *d, size_t n, uint64_t published);
 /* Writer: drop a dead page. */
 void deferred_remove(deferred *d, uint64_t pgno);
 /* Writer: every live page (unsorted; the array is the caller's). */

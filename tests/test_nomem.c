@@ -26,7 +26,7 @@
  *     the last committed state (a simple model: per column family an array
  *     of key -> value seed/length) and cairn_check passes — except that a
  *     commit that failed on a handle that then refuses writes may have been
- *     logged whole (its outcome is indeterminate, engine-notes.md), so there
+ *     logged whole (cairn.h, cairn_commit: indeterminate then), so there
  *     either state is accepted;
  *   - the process holds as many live allocations as before the run (no
  *     leak; the valgrind stage checks the same with --leak-check=full).
@@ -185,6 +185,7 @@ static int nm_works(void) {
 #define DB "n.db"          /* every scenario's database */
 #define COPY "r.db"        /* a copy of it with a log to replay */
 #define BACKUP "n.backup"
+#define RESTORED "x.db" /* cairn_restore's destination */
 
 static const char *const cf_names[NCF] = {"default", "side", "side2"};
 
@@ -235,6 +236,33 @@ static int key_index(cairn_slice k) {
 
 static uint8_t *vbuf; /* HUGE bytes, allocated before anything is armed */
 
+/* Streams for dump, load and stats output, in buffers allocated before
+ * anything is armed (a callback must not allocate). */
+#define STREAM (1u << 20)
+typedef struct stream {
+  char *buf;
+  size_t len, pos;
+} stream;
+static stream ref, out; /* a dump made without injection; one made with */
+
+static int stream_write(void *ctx, const void *p, size_t n) {
+  stream *s = ctx;
+  if (n > STREAM - s->len)
+    return CAIRN_NOSPC;
+  memcpy(s->buf + s->len, p, n);
+  s->len += n;
+  return CAIRN_OK;
+}
+
+static int stream_read(void *ctx, void *p, size_t cap, size_t *got) {
+  stream *s = ctx;
+  size_t n = s->len - s->pos < cap ? s->len - s->pos : cap;
+  memcpy(p, s->buf + s->pos, n);
+  s->pos += n;
+  *got = n;
+  return CAIRN_OK;
+}
+
 /* ---- one run of one scenario --------------------------------------------- */
 
 typedef struct run {
@@ -251,9 +279,10 @@ typedef struct run {
   model alt;         /* a commit that failed: maybe logged whole */
   int have_alt;
   int failed;       /* a call failed during the operation */
-  int opening;      /* the operation is cairn_open: no txn to blame */
   int setting_up;   /* in the scenario's setup */
   int no_db_ok;     /* a create failed: there may be no database */
+  int alt_always;   /* alt stays possible whatever the probe does */
+  int took_alt;     /* the reopened database held alt */
   int completed;    /* the operation got to its end with no failure */
   int checkpointed; /* checkpoints counted during the operation */
 } run;
@@ -265,9 +294,9 @@ static run R;
 static int call(int rc, const char *what, int line) {
   if (rc == CAIRN_OK)
     return rc;
-  /* CAIRN_BADTXN: the txn failed earlier, maybe already at its begin (a
-   * writer's begin that cannot release free pages returns a failed txn). */
-  int want = rc == CAIRN_NOMEM || (rc == CAIRN_BADTXN && !R.opening);
+  /* CAIRN_BADTXN only after a failure the caller saw (a begin that cannot
+   * set the txn up fails itself, it returns no failed txn). */
+  int want = rc == CAIRN_NOMEM || (rc == CAIRN_BADTXN && R.failed);
   if (!want || !cairn_errmsg()[0]) {
     ts_set_ctx("%s, %s mode, k=%ld: line %d: %s", R.scen,
                R.every ? "every" : "once", R.k, line, what);
@@ -371,9 +400,10 @@ static int end_write(cairn_txn *t) {
    * checkpoint makes them durable, close does anyway). */
   int rc = CALL(cairn_commit_ex(t, R.setting_up ? CAIRN_DURABILITY_LAZY
                                                 : CAIRN_DURABILITY_DEFAULT));
-  if (!rc)
+  if (!rc) {
     R.committed = R.pending;
-  else if (!had_failed) {
+    R.completed = !had_failed; /* the txn ran to its end */
+  } else if (!had_failed) {
     R.alt = R.pending; /* failed in the commit itself */
     R.have_alt = 1;
   }
@@ -479,7 +509,7 @@ static int compare(cairn_db *db, const model *m, char *why, size_t whyn) {
 /* ---- setups (no injection) ----------------------------------------------- */
 
 static void remove_files(void) {
-  const char *names[] = {DB, DB "-wal", COPY, COPY "-wal", BACKUP};
+  const char *names[] = {DB, DB "-wal", COPY, COPY "-wal", BACKUP, RESTORED};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     remove(names[i]);
 }
@@ -592,6 +622,44 @@ static void pre_closed(void) {
   R.db = NULL;
 }
 
+/* A backup of the usual database, for cairn_restore. */
+static void pre_backup(void) {
+  pre_base();
+  if (post_more())
+    RCHECK_OK(cairn_backup(R.db, BACKUP, NULL));
+  RCHECK_OK(cairn_close(R.db));
+  R.db = NULL;
+}
+
+/* The usual database and its dump, made without injection. */
+static void post_dump(void) {
+  if (post_more()) {
+    ref.len = 0;
+    RCHECK_OK(cairn_dump(R.db, stream_write, &ref));
+  }
+}
+
+static model dumped; /* what ref holds */
+
+/* An empty database to load ref, the dump of the usual one, into. */
+static void pre_load(void) {
+  pre_base();
+  if (post_more()) {
+    ref.len = 0;
+    RCHECK_OK(cairn_dump(R.db, stream_write, &ref));
+    RCHECK_OK(cairn_close(R.db));
+  }
+  dumped = R.committed;
+  R.db = NULL;
+  remove_files();
+  model_init(&R.committed);
+  if (setup_open())
+    RCHECK_OK(cairn_close(R.db));
+  R.db = NULL;
+}
+
+static void post_open(void) { setup_open(); }
+
 static void fill_index(cairn_txn *t) {
   for (int i = 100; i < 590; i++) /* 503 keys in the overlay */
     put(t, 0, i, 8);
@@ -618,56 +686,40 @@ static void post_cf_logged(void) {
 
 /* ---- operations (under injection) ---------------------------------------- */
 
-static void op_create(void) {
+/* cairn_open under injection: on failure *out must come back NULL. */
+static int open_db(const char *path, unsigned flags) {
   cairn_options o;
   options(&o, 0);
-  R.path = DB;
-  cairn_db *db = (cairn_db *)&R; /* must come back NULL on failure */
-  R.opening = 1;
-  int rc = CALL(cairn_open(DB, &o, &db));
-  R.opening = 0;
-  R.no_db_ok = rc != CAIRN_OK;
-  if (rc)
-    RCHECK(db == NULL);
-  else {
-    R.db = db;
-    R.completed = 1;
-  }
-}
-
-static void op_open(void) {
-  cairn_options o;
-  options(&o, 0);
-  cairn_db *db = (cairn_db *)&R;
-  R.opening = 1;
-  int rc = CALL(cairn_open(R.path, &o, &db));
-  R.opening = 0;
-  if (rc)
-    RCHECK(db == NULL);
-  else {
-    R.db = db;
-    R.completed = 1;
-  }
-}
-
-static void op_open_rdonly(void) {
-  cairn_options o;
-  options(&o, 0);
-  o.flags = CAIRN_OPEN_RDONLY;
-  cairn_db *db = (cairn_db *)&R;
-  R.opening = 1;
-  int rc = CALL(cairn_open(R.path, &o, &db));
-  R.opening = 0;
+  if (flags)
+    o.flags = flags;
+  cairn_db *db = (cairn_db *)&R; /* anything but NULL */
+  int rc = CALL(cairn_open(path, &o, &db));
   if (rc) {
     RCHECK(db == NULL);
-    return;
+    return rc;
   }
   R.db = db;
+  R.completed = 1;
+  return rc;
+}
+
+static void op_create(void) {
+  R.path = DB;
+  R.no_db_ok = open_db(DB, 0) != CAIRN_OK;
+}
+
+static void op_open(void) { open_db(R.path, 0); }
+
+static void op_open_rdonly(void) {
+  if (open_db(R.path, CAIRN_OPEN_RDONLY))
+    return;
+  R.completed = 0;
   R.rdonly = 1;
   /* What the replay gave the handle, read while allocations fail. */
   cairn_txn *t = NULL;
-  if (CALL(cairn_begin(db, CAIRN_TXN_RDONLY, &t)))
+  if (CALL(cairn_begin(R.db, CAIRN_TXN_RDONLY, &t)))
     return;
+  int rc = CAIRN_OK;
   for (int i = 0; i < 42 && !rc; i++)
     rc = get(t, &R.committed, 0, i);
   cairn_abort(t);
@@ -699,8 +751,7 @@ static void op_write(void) {
       RCHECK(n == count(&R.pending, 0, 20, NK));
     cairn_cursor_close(c);
   }
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
 }
 
 static void op_commit_checkpoint(void) {
@@ -749,8 +800,7 @@ static void op_cf(void) {
   rc = rc ? rc : put(t, 2, 1, 3);
   rc = rc ? rc : put(t, 2, 2, BIG);
   rc = rc ? rc : drop_cf(t, 1);
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
 }
 
 /* Drop the column family the log created and one the tree holds: the
@@ -762,8 +812,7 @@ static void op_cf_drop(void) {
     return;
   int rc = drop_cf(t, 2);
   rc = rc ? rc : drop_cf(t, 1);
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
 }
 
 /* 30 new keys after 503 in the overlay: its hash index (1024 slots, grown
@@ -777,8 +826,7 @@ static void op_index(void) {
     rc = put(t, 0, i, 9);
   for (int i = 580; i < 620 && !rc; i++)
     rc = get(t, &R.pending, 0, i);
-  if (end_write(t) == CAIRN_OK && !R.failed)
-    R.completed = 1;
+  end_write(t);
   cairn_txn *r = NULL;
   if (!CALL(cairn_begin(R.db, CAIRN_TXN_RDONLY, &r))) {
     for (int i = 585; i < 620 && !get(r, &R.committed, 0, i); i++)
@@ -852,6 +900,65 @@ static void op_backup(void) {
   R.completed = !R.failed;
 }
 
+/* A restore that fails leaves nothing at its destination; one that
+ * succeeds holds the backup's state, and passes cairn_check. */
+static void op_restore(void) {
+  const char *chain[] = {BACKUP};
+  int rc = CALL(cairn_restore(chain, 1, RESTORED, NULL));
+  nm_disarm(); /* the checks below run without injection */
+  FILE *f = fopen(RESTORED, "rb");
+  if (rc) {
+    RCHECK(f == NULL);
+  } else {
+    RCHECK(f != NULL);
+    cairn_options o;
+    ts_options(&o, NULL, 0);
+    o.flags = CAIRN_OPEN_RDONLY;
+    cairn_db *db = NULL;
+    char why[300] = "";
+    if (RCHECK_OK(cairn_open(RESTORED, &o, &db))) {
+      if (!RCHECK(compare(db, &R.committed, why, sizeof why) == 0))
+        printf("  restored: %s\n", why);
+      RCHECK_OK(cairn_check(db, NULL, NULL));
+      RCHECK_OK(cairn_close(db));
+    }
+    R.completed = !R.failed;
+  }
+  if (f)
+    fclose(f);
+}
+
+static void op_dump(void) {
+  out.len = 0;
+  if (!CALL(cairn_dump(R.db, stream_write, &out))) {
+    RCHECK(out.len == ref.len && memcmp(out.buf, ref.buf, ref.len) == 0);
+    R.completed = !R.failed;
+  }
+}
+
+/* A load that fails may leave what its finished batches committed (the
+ * whole dump is one batch here): either the empty database or all of it. */
+static void op_load(void) {
+  ref.pos = 0;
+  int rc = CALL(cairn_load(R.db, stream_read, &ref));
+  if (!rc) {
+    R.committed = dumped;
+    R.completed = !R.failed;
+  } else {
+    R.alt = dumped;
+    R.have_alt = 1;
+    R.alt_always = 1;
+  }
+}
+
+static void op_stat(void) {
+  out.len = 0;
+  if (!CALL(cairn_stat_write(R.db, CAIRN_STAT_JSON, stream_write, &out))) {
+    RCHECK(out.len > 2 && out.buf[0] == '{');
+    R.completed = !R.failed;
+  }
+}
+
 static void op_close(void) {
   CALL(cairn_close(R.db));
   R.db = NULL;
@@ -889,7 +996,12 @@ static void probe_and_close(void) {
       R.committed.present[0][NK - 1] = 1;
       R.committed.len[0][NK - 1] = 33;
       R.committed.ver[0][NK - 1]++;
-      R.have_alt = 0; /* the failed commit's record was overwritten */
+      /* A failed commit's record is overwritten by this one; a failed
+       * load's batches stay (and get this write too). */
+      R.have_alt = R.alt_always;
+      R.alt.present[0][NK - 1] = 1;
+      R.alt.len[0][NK - 1] = 33;
+      R.alt.ver[0][NK - 1] = R.committed.ver[0][NK - 1];
     } else {
       RCHECK(cairn_errmsg()[0] != 0);
     }
@@ -921,8 +1033,10 @@ static void reopen_and_verify(void) {
     return;
   char why[300] = "", why2[300] = "";
   rc = compare(db, &R.committed, why, sizeof why);
-  if (rc && R.have_alt && compare(db, &R.alt, why2, sizeof why2) == 0)
+  if (rc && R.have_alt && compare(db, &R.alt, why2, sizeof why2) == 0) {
     rc = 0;
+    R.took_alt = 1;
+  }
   if (!RCHECK(rc == 0))
     printf("  after reopen: %s\n", why);
   cairn__clearerr();
@@ -957,6 +1071,10 @@ static const scenario scenarios[] = {
     {"cairn_check", pre_base, post_db, op_check, 0},
     {"cairn_backup", pre_base, post_db, op_backup, 0},
     {"cairn_close", pre_base, post_db, op_close, 0},
+    {"cairn_restore", pre_backup, post_none, op_restore, 0},
+    {"cairn_dump", pre_base, post_dump, op_dump, 0},
+    {"cairn_load", pre_load, post_open, op_load, 0},
+    {"cairn_stat_write", pre_base, post_db, op_stat, 0},
     {"NOLOG write txn", pre_nolog, post_db, op_write, 0},
     {"cached: read txn and cursors", pre_cached, post_db, op_read, 0},
     {"cached: cairn_checkpoint", pre_cached, post_db, op_checkpoint, 0},
@@ -969,9 +1087,10 @@ static long only_k; /* CAIRN_NOMEM_ONLY: just this run */
 /* The state a scenario's setup leaves, made once per sweep and restored
  * for each run by copying files (a run's database starts byte for byte the
  * same, without paying for creating it and its checkpoint every time). */
-static const char *const run_files[] = {DB, DB "-wal", COPY, COPY "-wal"};
+static const char *const run_files[] = {DB, DB "-wal", COPY, COPY "-wal",
+                                        BACKUP};
 static const char *const tpl_files[] = {"t.db", "t.db-wal", "tc.db",
-                                        "tc.db-wal"};
+                                        "tc.db-wal", "t.backup"};
 #define NFILES (sizeof run_files / sizeof *run_files)
 
 typedef struct tpl {
@@ -1025,7 +1144,7 @@ static void restore_template(const scenario *s) {
 }
 
 static void sweep(const scenario *s, int every) {
-  long sites = 0, failures = 0, k;
+  long sites = 0, failures = 0, alts = 0, k;
   double t0 = ts_now_ms();
   if (!make_template(s))
     return;
@@ -1039,6 +1158,7 @@ static void sweep(const scenario *s, int every) {
     restore_template(s);
     if (test_failed_count != failed0) /* reported by the checks */
       break;
+    R.completed = 0; /* (setup commits set it) */
     nm_arm(k, every);
     s->op();
     long injected = nm_disarm();
@@ -1052,6 +1172,7 @@ static void sweep(const scenario *s, int every) {
     }
     probe_and_close();
     reopen_and_verify();
+    alts += R.took_alt;
     long live1 = atomic_load(&nm_live);
     if (!RCHECK(live1 == live0))
       printf("  %ld allocation(s) not freed\n", live1 - live0);
@@ -1065,10 +1186,10 @@ static void sweep(const scenario *s, int every) {
     if (!RCHECK(k < 20000))
       break;
   }
-  printf("%-32s %-5s: k = 1..%ld step %ld, %4ld runs failed cleanly "
-         "(%.0f ms)\n",
-         s->name, every ? "every" : "once", sites + 1, stride, failures,
-         ts_now_ms() - t0);
+  printf("%2d,%d %-32s: k = 1..%ld step %ld, %4ld runs failed cleanly, %ld "
+         "kept the failed commit (%.0f ms)\n",
+         (int)(s - scenarios), every, s->name, sites + 1, stride, failures,
+         alts, ts_now_ms() - t0);
   fflush(stdout);
 }
 
@@ -1087,12 +1208,15 @@ int main(void) {
     return 0;
   }
   vbuf = malloc(HUGE);
+  ref.buf = malloc(STREAM);
+  out.buf = malloc(STREAM);
   double scale = ts_scale();
   stride = scale >= 1 ? 1 : (long)(1 / scale + 0.5);
   if (stride < 1)
     stride = 1;
-  /* CAIRN_NOMEM_ONLY=S,M,K runs only scenario S (0-based), mode M (0 once,
-   * 1 every), k = K: for a debugger (break nm_first_failure). */
+  /* CAIRN_NOMEM_ONLY=S,M,K runs only scenario S (0-based, the first
+   * number of its lines), mode M (0 once, 1 every), k = K: for a debugger
+   * (break nm_first_failure). */
   const char *only = getenv("CAIRN_NOMEM_ONLY");
   int only_s = -1, only_m = 0;
   if (only && sscanf(only, "%d,%d,%ld", &only_s, &only_m, &only_k) != 3)
@@ -1102,6 +1226,8 @@ int main(void) {
       if (only_s < 0 || (only_s == (int)i && only_m == every))
         sweep(&scenarios[i], every);
   free(vbuf);
+  free(ref.buf);
+  free(out.buf);
   remove_files();
   for (size_t i = 0; i < NFILES; i++)
     remove(tpl_files[i]);
