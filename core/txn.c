@@ -752,6 +752,11 @@ static uint64_t checkpoint_bytes(const cairn_db *db) {
  * pages to the deferred page table, where readers find them. */
 static int commit_logged(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
   cairn_db *db = txn->db;
+  /* Room for the pages first: once the record is in the log the commit
+   * must be applied in memory too. */
+  int rrc = deferred_reserve(&db->def, n, db->cur.txnid);
+  if (rrc)
+    return rrc;
   if (!db->replaying) {
     uint8_t empty[WAL_REC_HDR];
     uint8_t *rec = txn->log ? txn->log : empty;
