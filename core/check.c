@@ -61,7 +61,9 @@ static void failure(checker *ck, int rc, const char *tree) {
   if (rc == CAIRN_NOMEM || rc == CAIRN_IO || rc == CAIRN_NOSPC) {
     if (!ck->err) {
       ck->err = rc;
-      snprintf(ck->errmsg, sizeof ck->errmsg, "%s: %s", tree, cairn_errmsg());
+      /* (cut to fit: the message names the tree and the cause) */
+      snprintf(ck->errmsg, sizeof ck->errmsg, "%.60s: %.180s", tree,
+               cairn_errmsg());
     }
     return;
   }
