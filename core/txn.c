@@ -132,14 +132,16 @@ static int alloc_pages(cairn_txn *txn, uint64_t n, int zero, uint8_t **buf,
     free(d);
     d = NULL;
   }
+  if (d) { /* before pgmap_put: its failure path reads them */
+    d->pgno = pg;
+    d->npages = n;
+  }
   if (!d || (rc = pgmap_put(&txn->dirty, pg, d)) != CAIRN_OK) {
     page_pool_put(&txn->db->pool, d);
     pgvec_push(&txn->local_free, pg); /* best effort; txn is failed anyway */
     return txn_fail(
         txn, cairn__seterr(CAIRN_NOMEM, "out of memory for a dirty page"));
   }
-  d->pgno = pg;
-  d->npages = n;
   uint8_t *b = d->buf;
   if (zero)
     page_init(b, psize, 0, pg);
