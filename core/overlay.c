@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__linux__) && !defined(__EMSCRIPTEN__)
+#include <sys/mman.h>
+#endif
+
 struct ov_block {
   ov_block *next;
   size_t size;
@@ -34,18 +38,36 @@ struct ov_index {
 
 static uint32_t hash_tag(uint64_t h) { return (uint32_t)(h >> 32); }
 
-#define OV_BLOCK (256u << 10)
+/* An arena's blocks (header included) grow from 256 KiB to 2 MiB, so a
+ * small overlay stays small. */
+#define OV_BLOCK_MIN (256u << 10)
+#define OV_BLOCK_MAX (2u << 20)
+
+/* Fresh memory costs a page fault per 4 KiB at first touch: filling the
+ * overlay spent a fifth of an append workload in faults (perf, W6). On
+ * Linux, 2 MiB blocks and large indexes are aligned to 2 MiB and offered
+ * transparent huge pages, one fault per 2 MiB. Elsewhere plain malloc. */
+static void *big_alloc(size_t size) {
+#if defined(__linux__) && !defined(__EMSCRIPTEN__) && defined(MADV_HUGEPAGE)
+  if (size % OV_BLOCK_MAX == 0) {
+    void *p = aligned_alloc(OV_BLOCK_MAX, size);
+    if (p)
+      (void)madvise(p, size, MADV_HUGEPAGE); /* a hint; may be refused */
+    return p;
+  }
+#endif
+  return malloc(size);
+}
 
 static void *arena_alloc(overlay *ov, ov_arena *a, size_t n) {
   n = (n + 7) & ~(size_t)7;
   if (n > a->left) {
-    size_t size = n > OV_BLOCK / 4 ? n : OV_BLOCK;
-    ov_block *b = malloc(sizeof *b + size);
-    if (!b)
-      return NULL;
-    b->size = size;
-    ov->bytes += sizeof *b + size;
-    if (size != OV_BLOCK) { /* a big value: its own block, keep the rest */
+    if (n > OV_BLOCK_MIN / 4) { /* a big value: its own block, keep the rest */
+      ov_block *b = malloc(sizeof *b + n);
+      if (!b)
+        return NULL;
+      b->size = n;
+      ov->bytes += sizeof *b + n;
       b->next = a->blocks ? a->blocks->next : NULL;
       if (a->blocks)
         a->blocks->next = b;
@@ -53,10 +75,17 @@ static void *arena_alloc(overlay *ov, ov_arena *a, size_t n) {
         a->blocks = b;
       return b->data;
     }
+    size_t size = a->next_size ? a->next_size : OV_BLOCK_MIN;
+    ov_block *b = big_alloc(size);
+    if (!b)
+      return NULL;
+    b->size = size - sizeof *b;
+    ov->bytes += size;
+    a->next_size = size < OV_BLOCK_MAX ? 2 * size : OV_BLOCK_MAX;
     b->next = a->blocks;
     a->blocks = b;
     a->cur = b->data;
-    a->left = size;
+    a->left = b->size;
   }
   void *p = a->cur;
   a->cur += n;
@@ -167,7 +196,15 @@ static uint64_t key_hash(uint32_t cf, const uint8_t *key, size_t klen) {
 }
 
 static struct ov_index *index_new(size_t cap) {
-  struct ov_index *x = calloc(1, sizeof *x + cap * sizeof(ov_slot));
+  size_t bytes = sizeof(struct ov_index) + cap * sizeof(ov_slot);
+  struct ov_index *x;
+  if (bytes >= OV_BLOCK_MAX) { /* rounded up: huge pages where offered */
+    bytes = (bytes + OV_BLOCK_MAX - 1) / OV_BLOCK_MAX * OV_BLOCK_MAX;
+    if ((x = big_alloc(bytes)) != NULL)
+      memset(x, 0, bytes);
+  } else {
+    x = calloc(1, bytes);
+  }
   if (x)
     x->cap = cap;
   return x;
@@ -379,14 +416,47 @@ static int next_before(const ov_node *x, int l, const ov_node *n) {
   return node_cmp(m, n->cf, n->prefix, n->key, n->klen) < 0;
 }
 
-void overlay_link_pending(overlay *ov) {
-  if (!ov || !ov->npending)
-    return;
-  /* In key order, each search starts from the previous node's
-   * predecessors (a finger): it climbs only as high as the gap to the
-   * previous key needs, instead of descending from the head through every
-   * level's cache misses. */
-  qsort(ov->pending, ov->npending, sizeof *ov->pending, pending_cmp);
+/* Searches run this many at a time, interleaved (see overlay_link_pending). */
+#define LINK_GROUP 16
+
+/* Find each node's predecessors at every level for a group of pending
+ * nodes (sorted), all from the head. One step of a search loads one node,
+ * a likely cache miss in a large list; the searches are independent, so
+ * taking a step of each in turn, with the next node asked for ahead,
+ * keeps several misses in flight instead of waiting for each in turn. */
+static void group_find_lt(overlay *ov, ov_node *const *ns, size_t m,
+                          ov_node *(*preds)[OV_MAX_HEIGHT]) {
+  ov_node *x[LINK_GROUP];
+  int level[LINK_GROUP];
+  int height = atomic_load_explicit(&ov->height, memory_order_relaxed);
+  for (size_t i = 0; i < m; i++) {
+    x[i] = ov->head;
+    level[i] = height - 1;
+    for (int l = height; l < OV_MAX_HEIGHT; l++)
+      preds[i][l] = ov->head;
+  }
+  size_t active = m;
+  while (active) {
+    for (size_t i = 0; i < m; i++) {
+      int l = level[i];
+      if (l < 0)
+        continue;
+      if (next_before(x[i], l, ns[i])) {
+        x[i] = link(x[i], l);
+        __builtin_prefetch(&x[i]->next[l]);
+        continue;
+      }
+      preds[i][l] = x[i];
+      if (--level[i] < 0)
+        active--;
+    }
+  }
+}
+
+/* Dense batches (a bulk load, appends): each search starts from the
+ * previous node's predecessors (a finger) and climbs only as high as the
+ * gap to the previous key needs. */
+static void link_with_finger(overlay *ov) {
   ov_node *prev[OV_MAX_HEIGHT];
   ov_node *first = ov->pending[0];
   writer_find_lt(ov, first->cf, first->key, first->klen, prev);
@@ -404,6 +474,48 @@ void overlay_link_pending(overlay *ov) {
     }
     link_node(ov, n, prev);
   }
+}
+
+/* Sparse batches (block commits into a large overlay): the gaps between
+ * the new keys are wide, so the finger saves little; searches from the
+ * head, run LINK_GROUP at a time interleaved, overlap their misses. */
+static void link_in_groups(overlay *ov) {
+  ov_node *preds[LINK_GROUP][OV_MAX_HEIGHT];
+  for (size_t g = 0; g < ov->npending; g += LINK_GROUP) {
+    size_t m = ov->npending - g < LINK_GROUP ? ov->npending - g : LINK_GROUP;
+    ov_node **ns = ov->pending + g;
+    group_find_lt(ov, ns, m, preds);
+    /* The searches saw the list before this group's nodes joined it: at
+     * each level, the group's last node linked there (smaller than the
+     * rest) may stand after the predecessor a search found. */
+    ov_node *last[OV_MAX_HEIGHT] = {0};
+    for (size_t i = 0; i < m; i++) {
+      ov_node **p = preds[i];
+      for (int l = 0; l < OV_MAX_HEIGHT; l++)
+        if (last[l] &&
+            (p[l] == ov->head || node_cmp(p[l], last[l]->cf, last[l]->prefix,
+                                          last[l]->key, last[l]->klen) < 0))
+          p[l] = last[l];
+      link_node(ov, ns[i], p);
+      for (int l = 0; l < ns[i]->height; l++)
+        last[l] = ns[i];
+    }
+  }
+}
+
+/* A batch is sparse when the list holds more than this many nodes per new
+ * one (measured: a 10,000-key bulk commit links faster with the finger, a
+ * 500-key block commit into 200,000 nodes in groups). */
+#define LINK_SPARSE 64
+
+void overlay_link_pending(overlay *ov) {
+  if (!ov || !ov->npending)
+    return;
+  qsort(ov->pending, ov->npending, sizeof *ov->pending, pending_cmp);
+  if (ov->nodes > LINK_SPARSE * ov->npending)
+    link_in_groups(ov);
+  else
+    link_with_finger(ov);
   ov->npending = 0;
 }
 

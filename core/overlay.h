@@ -64,6 +64,7 @@ typedef struct ov_arena {
   ov_block *blocks;
   uint8_t *cur;
   size_t left;
+  size_t next_size; /* of the next block */
 } ov_arena;
 
 typedef struct overlay {

@@ -20,13 +20,18 @@
  *   - the pages a checkpoint replaces are reused by the next one once no
  *     reader holds the old tree, so rewriting everything checkpoint after
  *     checkpoint does not grow the file; a reader of the old tree pins
- *     them until it ends.
+ *     them until it ends;
+ *   - the skip list itself: after new nodes join in groups (searched
+ *     interleaved, then linked in key order), every level is the level
+ *     below filtered by height, in order, with the writer's copies of the
+ *     next key's prefix and cf beside each link.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cairn.h"
+#include "overlay.h"
 #include "platform.h"
 #include "test_util.h"
 
@@ -452,7 +457,110 @@ static void test_checkpoint_reuse(void) {
   CHECK_OK(cairn_close(db));
 }
 
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+static int node_less(const ov_node *a, const ov_node *b) {
+  if (a->cf != b->cf)
+    return a->cf < b->cf;
+  size_t m = a->klen < b->klen ? a->klen : b->klen;
+  int c = memcmp(a->key, b->key, m);
+  return c ? c < 0 : a->klen < b->klen;
+}
+
+static uint64_t prefix_of(const ov_node *n) {
+  uint64_t p = 0;
+  for (size_t i = 0; i < 8; i++)
+    p = p << 8 | (i < n->klen ? n->key[i] : 0);
+  return p;
+}
+
+/* Every level of the list, checked against level 0. */
+static int list_well_formed(overlay *ov, uint64_t want_nodes) {
+  uint64_t n0 = 0; /* bounded: a broken list may hold a cycle */
+  for (ov_node *x = ov->head->next[0].node; x && n0 <= want_nodes;
+       x = x->next[0].node)
+    n0++;
+  if (n0 != want_nodes) {
+    printf("  level 0 holds %llu nodes, expected %llu\n",
+           (unsigned long long)n0, (unsigned long long)want_nodes);
+    return 0;
+  }
+  for (int l = 0; l < OV_MAX_HEIGHT; l++) {
+    /* the level-l chain must be level 0 filtered by height > l */
+    ov_node *x = ov->head, *y = ov->head->next[0].node;
+    for (;;) {
+      while (y && y->height <= l)
+        y = y->next[0].node;
+      ov_node *nx = x->next[l].node;
+      if (nx != y) {
+        printf("  level %d: wrong successor\n", l);
+        return 0;
+      }
+      if (!nx)
+        break;
+      if (x != ov->head && !node_less(x, nx)) {
+        printf("  level %d: out of order\n", l);
+        return 0;
+      }
+      if (x->next[l].cf != nx->cf || x->next[l].prefix != prefix_of(nx)) {
+        printf("  level %d: stale link copy\n", l);
+        return 0;
+      }
+      x = nx;
+      y = y->next[0].node;
+    }
+  }
+  return 1;
+}
+
+/* Groups of every size around the interleaving width (16), keys that
+ * share their first 8 bytes (the link copies cannot decide), several
+ * column families, a key repeated within a group (found by the index,
+ * not linked twice), and nodes tall enough to raise the list's height
+ * within a group. */
+static void test_grouped_linking(void) {
+  ts_set_ctx("grouped linking keeps every level");
+  overlay *ov = overlay_new();
+  if (!CHECK(ov != NULL))
+    return;
+  static const size_t groups[] = {1, 2, 15, 16, 17, 31, 33, 500, 3000, 1};
+  uint64_t nodes = 0;
+  for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+    for (size_t i = 0; i < groups[g]; i++) {
+      uint8_t key[24];
+      uint64_t r = rnd();
+      size_t klen = 9 + r % 12;
+      memcpy(key, "same8pfx", 8); /* half the keys share 8 bytes */
+      if (r & 1)
+        for (size_t b = 0; b < 8; b++)
+          key[b] = (uint8_t)(rnd() >> 56);
+      for (size_t b = 8; b < klen; b++)
+        key[b] = (uint8_t)(rnd() >> 59);
+      uint32_t cf = (uint32_t)(r >> 40) % 3;
+      uint64_t before = ov->nodes;
+      ov_node *n = overlay_node_unlinked(ov, cf, key, klen);
+      if (!CHECK(n != NULL) || !CHECK(overlay_add(ov, n, 1, key, 4, 0)))
+        return;
+      if (i == 0 && g > 0) /* again: the index finds it */
+        CHECK(overlay_node_unlinked(ov, cf, key, klen) == n);
+      nodes += ov->nodes - before;
+    }
+    overlay_link_pending(ov);
+    if (!CHECK(list_well_formed(ov, nodes)))
+      break;
+  }
+  CHECK(nodes > 3000);
+  overlay_unref(ov);
+}
+
 int main(void) {
+  test_grouped_linking();
   test_merge();
   test_abort_hides();
   test_reader_spans_checkpoints();
