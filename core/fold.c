@@ -61,6 +61,7 @@ typedef struct fold {
   size_t run_len, run_cap;
   uint32_t *run_off; /* entry offsets in run */
   size_t run_n, run_ncap;
+  size_t run_first;    /* entries before it were written (emit_front) */
   uint64_t run_bytes;  /* entries + slots */
   uint32_t run_leaves; /* old leaves merged into it */
   int64_t dentries;
@@ -237,7 +238,7 @@ static int new_page(fold *f, uint16_t type, const page_ent *es, size_t n,
 /* Write the rest of the run as packed, balanced leaves. */
 static int flush_run(fold *f) {
   kids *out = f->out;
-  size_t n = f->run_n;
+  size_t n = f->run_n - f->run_first;
   if (!n)
     return CAIRN_OK;
   int rc = reserve_ents(f, 2 * n + 1);
@@ -248,7 +249,7 @@ static int flush_run(fold *f) {
   if (!ends)
     return nomem();
   for (size_t i = 0; i < n; i++) {
-    const uint8_t *e = f->run + f->run_off[i];
+    const uint8_t *e = f->run + f->run_off[f->run_first + i];
     es[i] = (page_ent){e, leaf_entry_size(e)};
   }
   size_t pages = plan_pages(es, n, f->usable, ends), start = 0;
@@ -262,6 +263,7 @@ static int flush_run(fold *f) {
   }
   free(ends);
   f->run_n = 0;
+  f->run_first = 0;
   f->run_len = 0;
   f->run_bytes = 0;
   f->run_leaves = 0;
@@ -272,10 +274,10 @@ static int flush_run(fold *f) {
  * longer than a few pages (appends, dense folds) streams out this way, so
  * it never holds more than those few pages. */
 static int emit_front(fold *f) {
-  size_t n = 0;
+  size_t first = f->run_first, n = 0;
   uint64_t cum = 0;
-  while (n < f->run_n) {
-    uint32_t sz = leaf_entry_size(f->run + f->run_off[n]);
+  while (first + n < f->run_n) {
+    uint32_t sz = leaf_entry_size(f->run + f->run_off[first + n]);
     if (cum + sz + 2 > f->usable)
       break;
     cum += sz + 2;
@@ -285,7 +287,7 @@ static int emit_front(fold *f) {
   if (rc)
     return rc;
   for (size_t i = 0; i < n; i++) {
-    const uint8_t *e = f->run + f->run_off[i];
+    const uint8_t *e = f->run + f->run_off[first + i];
     f->ents[i] = (page_ent){e, leaf_entry_size(e)};
   }
   uint64_t pg;
@@ -295,13 +297,19 @@ static int emit_front(fold *f) {
                    leaf_klen(f->ents[0].ptr), pg);
   if (rc)
     return rc;
-  size_t bytes = n < f->run_n ? f->run_off[n] : f->run_len;
-  memmove(f->run, f->run + bytes, f->run_len - bytes);
-  for (size_t i = n; i < f->run_n; i++)
-    f->run_off[i - n] = f->run_off[i] - (uint32_t)bytes;
-  f->run_n -= n;
-  f->run_len -= bytes;
+  f->run_first = first + n;
   f->run_bytes -= cum;
+  /* Move the rest to the front only once eight pages went out: moving it
+   * after every page copied each entry three more times. */
+  size_t gone = f->run_first < f->run_n ? f->run_off[f->run_first] : f->run_len;
+  if (gone >= 8 * (size_t)f->usable) {
+    memmove(f->run, f->run + gone, f->run_len - gone);
+    for (size_t i = f->run_first; i < f->run_n; i++)
+      f->run_off[i - f->run_first] = f->run_off[i] - (uint32_t)gone;
+    f->run_n -= f->run_first;
+    f->run_first = 0;
+    f->run_len -= gone;
+  }
   return CAIRN_OK;
 }
 
@@ -456,8 +464,8 @@ static int walk(fold *f, uint32_t level, const kid *ks, size_t nk,
      * page written beats a half-empty page left in the tree). */
     const kid *next_end = i + 2 < nk ? &ks[i + 2] : hi;
     int lone = f->run_leaves >= 2 && i + 1 < nk && ov_below(f, next_end);
-    if (!touched &&
-        (f->run_n == 0 || (f->run_bytes >= f->usable / 2 && !lone))) {
+    if (!touched && (f->run_n == f->run_first ||
+                     (f->run_bytes >= f->usable / 2 && !lone))) {
       rc = flush_run(f);
       if (!rc)
         rc = kids_push(f, out, ks[i].key, ks[i].klen, ks[i].pg);
