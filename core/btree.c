@@ -19,15 +19,6 @@
 #include "engine.h"
 #include "error.h"
 
-int btree_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                  size_t blen) {
-  size_t n = alen < blen ? alen : blen;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c)
-    return c;
-  return alen < blen ? -1 : alen > blen;
-}
-
 /* First index whose key >= key; *found when equal. */
 static uint32_t leaf_search(const uint8_t *p, const uint8_t *key, size_t klen,
                             int *found) {
@@ -36,7 +27,7 @@ static uint32_t leaf_search(const uint8_t *p, const uint8_t *key, size_t klen,
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     const uint8_t *e = leaf_entry(p, mid);
-    int c = btree_key_cmp(leaf_key(e), leaf_klen(e), key, klen);
+    int c = key_cmp(leaf_key(e), leaf_klen(e), key, klen);
     if (c < 0)
       lo = mid + 1;
     else {
@@ -55,7 +46,7 @@ static uint32_t branch_search(const uint8_t *p, const uint8_t *key,
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     const uint8_t *e = branch_entry(p, mid);
-    if (btree_key_cmp(branch_key(e), branch_klen(e), key, klen) <= 0)
+    if (key_cmp(branch_key(e), branch_klen(e), key, klen) <= 0)
       lo = mid + 1;
     else
       hi = mid;

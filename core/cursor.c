@@ -85,12 +85,6 @@ static void drop_pins(cairn_cursor *c) {
   pgmap_free(&c->spare);
 }
 
-static int cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
-  size_t n = alen < blen ? alen : blen;
-  int c = n ? memcmp(a, b, n) : 0;
-  return c ? c : (alen < blen ? -1 : alen > blen);
-}
-
 void cursor_detach_all(cairn_txn *txn) {
   for (cairn_cursor *c = txn->cursors; c; c = c->next) {
     drop_pins(c);
@@ -266,7 +260,7 @@ static ov_node *ov_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {
   if (!ov)
     return NULL;
   ov_node *n = overlay_seek(ov, c->cf->id, k, kl);
-  if (n && after && cmp(n->key, n->klen, k, kl) == 0)
+  if (n && after && key_cmp(n->key, n->klen, k, kl) == 0)
     n = overlay_next(n);
   return n;
 }
@@ -278,7 +272,7 @@ static ov_node *ov_le(cairn_cursor *c, const uint8_t *k, size_t kl,
     return NULL;
   if (k && or_equal) {
     ov_node *n = overlay_seek(ov, c->cf->id, k, kl);
-    if (n && cmp(n->key, n->klen, k, kl) == 0)
+    if (n && key_cmp(n->key, n->klen, k, kl) == 0)
       return n;
   }
   return overlay_seek_lt(ov, c->cf->id, k, kl);
@@ -307,7 +301,7 @@ static int settle(cairn_cursor *c, int rc, int dir) {
     ov_node *n = c->on;
     int order = 0; /* <0: the overlay's key comes first in dir */
     if (n && tk)
-      order = dir * cmp(n->key, n->klen, tk, tkl);
+      order = dir * key_cmp(n->key, n->klen, tk, tkl);
     if (n && (!tk || order <= 0)) {
       const ov_version *v = ov_visible(n, snap);
       if (!v) { /* not in this snapshot: the tree has the say */
@@ -335,8 +329,10 @@ static int settle(cairn_cursor *c, int rc, int dir) {
       rc = CAIRN_NOTFOUND;
       break;
     }
-    if ((dir > 0 && c->has_hi && cmp(c->key, c->klen, c->hi, c->hilen) >= 0) ||
-        (dir < 0 && c->has_lo && cmp(c->key, c->klen, c->lo, c->lolen) < 0)) {
+    if ((dir > 0 && c->has_hi &&
+         key_cmp(c->key, c->klen, c->hi, c->hilen) >= 0) ||
+        (dir < 0 && c->has_lo &&
+         key_cmp(c->key, c->klen, c->lo, c->lolen) < 0)) {
       c->dir = 0;
       c->state = 0;
       c->pos.depth = 0;
@@ -389,7 +385,7 @@ int cairn_cursor_seek(cairn_cursor *c, cairn_slice key) {
     return rc;
   const uint8_t *k = key.data;
   size_t kl = key.size;
-  if (c->has_lo && cmp(k, kl, c->lo, c->lolen) < 0) {
+  if (c->has_lo && key_cmp(k, kl, c->lo, c->lolen) < 0) {
     k = c->lo;
     kl = c->lolen;
   }
@@ -408,7 +404,7 @@ int cairn_cursor_seek_le(cairn_cursor *c, cairn_slice key) {
     rc = check_slice(key, "cursor seek key");
   if (rc)
     return rc;
-  if (c->has_hi && cmp(key.data, key.size, c->hi, c->hilen) >= 0)
+  if (c->has_hi && key_cmp(key.data, key.size, c->hi, c->hilen) >= 0)
     return cairn_cursor_last(c);
   const uint8_t *k = key.data ? key.data : (const uint8_t *)"";
   move m;
@@ -440,7 +436,7 @@ int cairn_cursor_next(cairn_cursor *c) {
       rc = tree_step(c, 1);
     if (!c->txn->rdonly) /* the txn may have added nodes after the key */
       c->on = ov_ge(c, c->key, c->klen, 1);
-    else if (c->on && cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
+    else if (c->on && key_cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
       c->on = overlay_next(c->on);
   }
   return move_end(c, &m, settle(c, rc, 1));
@@ -462,7 +458,7 @@ int cairn_cursor_prev(cairn_cursor *c) {
       rc = tree_step(c, -1);
     if (!c->txn->rdonly)
       c->on = ov_le(c, c->key, c->klen, 0);
-    else if (c->on && cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
+    else if (c->on && key_cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
       c->on = ov_step(c, c->on, -1);
   }
   return move_end(c, &m, settle(c, rc, -1));

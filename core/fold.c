@@ -131,8 +131,7 @@ static void ov_step(fold *f, ov_node *n) {
 
 /* Does the overlay hold a change below hi (NULL: +infinity)? */
 static int ov_below(const fold *f, const kid *hi) {
-  return f->n &&
-         (!hi || btree_key_cmp(f->n->key, f->n->klen, hi->key, hi->klen) < 0);
+  return f->n && (!hi || key_cmp(f->n->key, f->n->klen, hi->key, hi->klen) < 0);
 }
 
 /* ---- small containers -------------------------------------------------- */
@@ -354,10 +353,9 @@ static int merge_leaf(fold *f, const uint8_t *p, const kid *hi) {
   int rc = CAIRN_OK;
   while (!rc && (i < n || ov_below(f, hi))) {
     const uint8_t *e = i < n ? leaf_entry(p, i) : NULL;
-    int c =
-        !ov_below(f, hi) ? -1
-        : !e             ? 1
-             : btree_key_cmp(leaf_key(e), leaf_klen(e), f->n->key, f->n->klen);
+    int c = !ov_below(f, hi) ? -1
+            : !e             ? 1
+                 : key_cmp(leaf_key(e), leaf_klen(e), f->n->key, f->n->klen);
     if (c < 0) {
       rc = run_add(f, e, leaf_entry_size(e));
       i++;
