@@ -55,12 +55,65 @@ static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_HW_CRC 1
+
+/* The crc32 instruction takes 3 cycles but can start one every cycle, so a
+ * single stream runs at a third of its speed (perf: 7% of a checkpoint-heavy
+ * workload). Pages are summed as three lanes at once and joined: the CRC
+ * register is linear, so the register after lanes A then B equals A's
+ * register moved past LANE zero bytes, xor B's register from zero. */
+#define LANE 1360u /* three lanes cover a 4 KiB page */
+
+static uint32_t lane_shift[4][256]; /* A's register, a byte at a time */
+static int lane_ready;
+
+static void init_lane_shift(void) {
+  uint32_t basis[32]; /* where each register bit ends up after LANE zeros */
+  for (int k = 0; k < 32; k++) {
+    uint32_t c = 1u << k;
+    for (uint32_t bit = 0; bit < 8 * LANE; bit++)
+      c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
+    basis[k] = c;
+  }
+  for (int b = 0; b < 4; b++)
+    for (uint32_t v = 0; v < 256; v++) {
+      uint32_t x = 0;
+      for (int k = 0; k < 8; k++)
+        if (v >> k & 1)
+          x ^= basis[8 * b + k];
+      lane_shift[b][v] = x;
+    }
+  __atomic_store_n(&lane_ready, 1, __ATOMIC_RELEASE);
+}
+
+static uint32_t shift_lane(uint32_t c) {
+  return lane_shift[0][c & 0xff] ^ lane_shift[1][(c >> 8) & 0xff] ^
+         lane_shift[2][(c >> 16) & 0xff] ^ lane_shift[3][c >> 24];
+}
+
 __attribute__((target("sse4.2"))) static uint32_t
 crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
   uint64_t c = crc;
   while (n && ((uintptr_t)p & 7)) {
     c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
     n--;
+  }
+  if (n >= 3 * LANE && !__atomic_load_n(&lane_ready, __ATOMIC_ACQUIRE))
+    init_lane_shift(); /* idempotent; a race writes identical values */
+  while (n >= 3 * LANE) {
+    uint64_t c1 = 0, c2 = 0;
+    for (size_t i = 0; i < LANE; i += 8) {
+      uint64_t a, b, d;
+      memcpy(&a, p + i, 8);
+      memcpy(&b, p + LANE + i, 8);
+      memcpy(&d, p + 2 * LANE + i, 8);
+      c = __builtin_ia32_crc32di(c, a);
+      c1 = __builtin_ia32_crc32di(c1, b);
+      c2 = __builtin_ia32_crc32di(c2, d);
+    }
+    c = shift_lane((uint32_t)c) ^ (uint32_t)c1;
+    c = shift_lane((uint32_t)c) ^ (uint32_t)c2;
+    p += 3 * LANE;
+    n -= 3 * LANE;
   }
   while (n >= 8) {
     uint64_t v;
