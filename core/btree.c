@@ -81,9 +81,30 @@ int btree_entry_value(cairn_txn *txn, const uint8_t *e, cairn_slice *val) {
 
 /* ---- positions --------------------------------------------------------- */
 
-int tree_entry(cairn_txn *txn, const tree_pos *pos, const uint8_t **e) {
+/* Note p as pos's leaf where its address is stable (see tree_pos). */
+static void keep_leaf(cairn_txn *txn, tree_pos *pos, uint64_t pg,
+                      const uint8_t *p) {
+  if (txn->rdonly && txn->db->pg.mapped) {
+    pos->leaf_pg = pg;
+    pos->leaf = p;
+  }
+}
+
+static int pos_leaf(cairn_txn *txn, tree_pos *pos, const uint8_t **p) {
+  uint64_t pg = pos->pg[pos->depth - 1];
+  if (pos->leaf && pos->leaf_pg == pg) {
+    *p = pos->leaf;
+    return CAIRN_OK;
+  }
+  int rc = txn_page(txn, pg, TYPE_BIT(PAGE_LEAF), p);
+  if (!rc)
+    keep_leaf(txn, pos, pg, *p);
+  return rc;
+}
+
+int tree_entry(cairn_txn *txn, tree_pos *pos, const uint8_t **e) {
   const uint8_t *p;
-  int rc = txn_page(txn, pos->pg[pos->depth - 1], TYPE_BIT(PAGE_LEAF), &p);
+  int rc = pos_leaf(txn, pos, &p);
   if (rc)
     return rc;
   if (pos->idx[pos->depth - 1] >= pg_count(p))
@@ -106,6 +127,7 @@ static int descend_edge(cairn_txn *txn, uint32_t depth, tree_pos *pos, int l,
     if (l + 1 == (int)depth) {
       if (n == 0)
         return CAIRN_NOTFOUND; /* only an empty root leaf can be empty */
+      keep_leaf(txn, pos, pos->pg[l], p);
       pos->idx[l] = dir > 0 ? 0 : n - 1;
       pos->depth = l + 1;
       return CAIRN_OK;
@@ -125,6 +147,7 @@ static int check_depth(const cf_state *t) {
 
 int tree_first(cairn_txn *txn, cf_state *t, tree_pos *pos) {
   pos->depth = 0;
+  pos->leaf = NULL;
   int rc = check_depth(t);
   if (rc || !t->root)
     return rc ? rc : CAIRN_NOTFOUND;
@@ -138,6 +161,7 @@ int tree_first(cairn_txn *txn, cf_state *t, tree_pos *pos) {
 
 int tree_last(cairn_txn *txn, cf_state *t, tree_pos *pos) {
   pos->depth = 0;
+  pos->leaf = NULL;
   int rc = check_depth(t);
   if (rc || !t->root)
     return rc ? rc : CAIRN_NOTFOUND;
@@ -158,7 +182,8 @@ static int step(cairn_txn *txn, tree_pos *pos, int dir) {
   int L = pos->depth - 1;
   for (int l = L; l >= 0; l--) {
     const uint8_t *p;
-    int rc = txn_page(txn, pos->pg[l], level_type(depth, l), &p);
+    int rc = l == L ? pos_leaf(txn, pos, &p)
+                    : txn_page(txn, pos->pg[l], level_type(depth, l), &p);
     if (rc)
       return rc;
     uint32_t n = pg_count(p);
@@ -192,6 +217,7 @@ int tree_seek(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
               tree_pos *pos, int *found) {
   *found = 0;
   pos->depth = 0;
+  pos->leaf = NULL;
   int rc = check_depth(t);
   if (rc || !t->root)
     return rc ? rc : CAIRN_NOTFOUND;
@@ -203,6 +229,7 @@ int tree_seek(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
       return rc;
     pos->pg[l] = pg;
     if (l + 1 == (int)t->depth) {
+      keep_leaf(txn, pos, pg, p);
       uint32_t i = leaf_search(p, key, klen, found);
       pos->depth = l + 1;
       if (i < pg_count(p)) {

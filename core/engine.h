@@ -410,6 +410,11 @@ typedef struct tree_pos {
   int depth; /* entries in stack; 0 = unpositioned */
   uint64_t pg[MAX_DEPTH];
   uint32_t idx[MAX_DEPTH];
+  /* Read txns in mapped mode: the address of leaf page leaf_pg as fetched
+   * (it stays valid while the txn lives), so steps within a leaf and
+   * reading its entries skip the pager. Reset by every seek. */
+  uint64_t leaf_pg;
+  const uint8_t *leaf;
 } tree_pos;
 
 /* Position at the first key >= key (found=1 if equal). CAIRN_NOTFOUND if
@@ -420,7 +425,7 @@ int tree_first(cairn_txn *txn, cf_state *t, tree_pos *pos);
 int tree_last(cairn_txn *txn, cf_state *t, tree_pos *pos);
 int tree_next(cairn_txn *txn, tree_pos *pos);
 int tree_prev(cairn_txn *txn, tree_pos *pos);
-int tree_entry(cairn_txn *txn, const tree_pos *pos, const uint8_t **e);
+int tree_entry(cairn_txn *txn, tree_pos *pos, const uint8_t **e);
 
 /* ---- catalog ----------------------------------------------------------- */
 
