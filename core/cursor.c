@@ -47,8 +47,12 @@ struct cairn_cursor {
   size_t lolen, hilen, klen;
   uint8_t lo[CAIRN_MAX_KEY_SIZE];
   uint8_t hi[CAIRN_MAX_KEY_SIZE + 1];
-  uint8_t key[CAIRN_MAX_KEY_SIZE]; /* the key it is on */
-  pgmap pins;                      /* cached mode: pages of this position */
+  uint8_t key[CAIRN_MAX_KEY_SIZE]; /* write txns: a copy of the key it is on */
+  /* The key it is on: key (write txns, whose pages change under it) or its
+   * bytes in the overlay or, in mapped mode, the tree (read txns: they stay
+   * put while the txn lives; a scan copies no keys). */
+  const uint8_t *kp;
+  pgmap pins;  /* cached mode: pages of this position */
   pgmap spare; /* an empty pin set kept for the next move (no allocation) */
   cairn_cursor *next;
 };
@@ -317,22 +321,23 @@ static int settle(cairn_cursor *c, int rc, int dir) {
       c->ov_cur = v;
       c->entry = NULL;
       c->on_tree = tk && order == 0;
-      memcpy(c->key, n->key, n->klen);
+      c->kp = c->txn->rdonly ? n->key : memcpy(c->key, n->key, n->klen);
       c->klen = n->klen;
     } else if (tk) {
       c->ov_cur = NULL;
       c->entry = c->txn->rdonly ? te : NULL;
       c->on_tree = 1;
-      memcpy(c->key, tk, tkl);
+      c->kp = c->txn->rdonly && c->txn->db->pg.mapped ? tk
+                                                      : memcpy(c->key, tk, tkl);
       c->klen = tkl;
     } else {
       rc = CAIRN_NOTFOUND;
       break;
     }
     if ((dir > 0 && c->has_hi &&
-         key_cmp(c->key, c->klen, c->hi, c->hilen) >= 0) ||
+         key_cmp(c->kp, c->klen, c->hi, c->hilen) >= 0) ||
         (dir < 0 && c->has_lo &&
-         key_cmp(c->key, c->klen, c->lo, c->lolen) < 0)) {
+         key_cmp(c->kp, c->klen, c->lo, c->lolen) < 0)) {
       c->dir = 0;
       c->state = 0;
       c->pos.depth = 0;
@@ -429,14 +434,14 @@ int cairn_cursor_next(cairn_cursor *c) {
   move m;
   move_begin(c, &m);
   if (c->dir != 1 || tree_moved(c)) {
-    rc = tree_ge(c, c->key, c->klen, 1);
-    c->on = ov_ge(c, c->key, c->klen, 1);
+    rc = tree_ge(c, c->kp, c->klen, 1);
+    c->on = ov_ge(c, c->kp, c->klen, 1);
   } else {
     if (c->on_tree)
       rc = tree_step(c, 1);
     if (!c->txn->rdonly) /* the txn may have added nodes after the key */
-      c->on = ov_ge(c, c->key, c->klen, 1);
-    else if (c->on && key_cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
+      c->on = ov_ge(c, c->kp, c->klen, 1);
+    else if (c->on && key_cmp(c->on->key, c->on->klen, c->kp, c->klen) == 0)
       c->on = overlay_next(c->on);
   }
   return move_end(c, &m, settle(c, rc, 1));
@@ -451,14 +456,14 @@ int cairn_cursor_prev(cairn_cursor *c) {
   move m;
   move_begin(c, &m);
   if (c->dir != -1 || tree_moved(c)) {
-    rc = tree_le(c, c->key, c->klen, 0);
-    c->on = ov_le(c, c->key, c->klen, 0);
+    rc = tree_le(c, c->kp, c->klen, 0);
+    c->on = ov_le(c, c->kp, c->klen, 0);
   } else {
     if (c->on_tree)
       rc = tree_step(c, -1);
     if (!c->txn->rdonly)
-      c->on = ov_le(c, c->key, c->klen, 0);
-    else if (c->on && key_cmp(c->on->key, c->on->klen, c->key, c->klen) == 0)
+      c->on = ov_le(c, c->kp, c->klen, 0);
+    else if (c->on && key_cmp(c->on->key, c->on->klen, c->kp, c->klen) == 0)
       c->on = ov_step(c, c->on, -1);
   }
   return move_end(c, &m, settle(c, rc, -1));
@@ -496,7 +501,7 @@ static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
   if (!c->txn->rdonly) {
     /* The txn may have written the key since the cursor moved. */
     if (c->txn->ov) {
-      ov_node *n = overlay_find(c->txn->ov, c->cf->id, c->key, c->klen);
+      ov_node *n = overlay_find(c->txn->ov, c->cf->id, c->kp, c->klen);
       const ov_version *v = n ? ov_visible(n, c->txn->snap.txnid) : NULL;
       if (v && v->tomb)
         return deleted(c);
@@ -505,7 +510,7 @@ static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
     }
     if (!c->ov_cur && tree_moved(c)) {
       int found;
-      rc = tree_seek(c->txn, c->cf, c->key, c->klen, &c->pos, &found);
+      rc = tree_seek(c->txn, c->cf, c->kp, c->klen, &c->pos, &found);
       if (rc == CAIRN_OK && !found)
         rc = CAIRN_NOTFOUND;
       if (rc == CAIRN_NOTFOUND)
@@ -520,7 +525,7 @@ static int cursor_get(cairn_cursor *c, cairn_slice *key, cairn_slice *val) {
   }
   if (c->ov_cur) {
     if (key) {
-      key->data = c->key;
+      key->data = c->kp;
       key->size = c->klen;
     }
     if (val) {
