@@ -84,7 +84,7 @@ int btree_entry_value(cairn_txn *txn, const uint8_t *e, cairn_slice *val) {
 /* Note p as pos's leaf where its address is stable (see tree_pos). */
 static void keep_leaf(cairn_txn *txn, tree_pos *pos, uint64_t pg,
                       const uint8_t *p) {
-  if (txn->rdonly && txn->db->pg.mapped) {
+  if (txn->rdonly && (txn->db->pg.mapped || pos->keep)) {
     pos->leaf_pg = pg;
     pos->leaf = p;
   }

@@ -258,7 +258,7 @@ int cairn_cf_list(cairn_txn *txn,
     return rc;
   if (!fn)
     return cairn__seterr(CAIRN_INVALID, "cairn_cf_list: fn is NULL");
-  tree_pos pos;
+  tree_pos pos = {0};
   int default_done = 0;
   char name[CAIRN_MAX_CF_NAME + 1];
   rc = tree_first(txn, &txn->catalog, &pos);

@@ -49,8 +49,8 @@ struct cairn_cursor {
   uint8_t hi[CAIRN_MAX_KEY_SIZE + 1];
   uint8_t key[CAIRN_MAX_KEY_SIZE]; /* write txns: a copy of the key it is on */
   /* The key it is on: key (write txns, whose pages change under it) or its
-   * bytes in the overlay or, in mapped mode, the tree (read txns: they stay
-   * put while the txn lives; a scan copies no keys). */
+   * bytes in the overlay or the tree (read txns: they stay put until the
+   * cursor's next move releases the leaf's pin; a scan copies no keys). */
   const uint8_t *kp;
   pgmap pins;  /* cached mode: pages of this position */
   pgmap spare; /* an empty pin set kept for the next move (no allocation) */
@@ -75,6 +75,20 @@ static void move_begin(cairn_cursor *c, move *m) {
 static int move_end(cairn_cursor *c, move *m, int rc) {
   c->txn->pin_to = m->saved;
   c->txn->pin_from = m->saved_from;
+  /* Cached mode: the leaf the position keeps was read without the pager
+   * in this move, so its pin is still in the old set; it moves over. */
+  if (c->pos.leaf && m->old.len) {
+    void *e = pgmap_get(&m->old, c->pos.leaf_pg);
+    if (e) {
+      void **slot = pgmap_ref(&c->pins, c->pos.leaf_pg);
+      if (slot) {
+        *slot = e;
+        pgmap_del(&m->old, c->pos.leaf_pg);
+      } else {
+        c->pos.leaf = NULL; /* no memory: read it through the pager */
+      }
+    }
+  }
   pager_release_set(&c->txn->db->pg, &m->old); /* leaves it empty */
   if (m->old.cap <= 64 && !c->spare.slots)
     c->spare = m->old; /* reused by the next move */
@@ -121,6 +135,7 @@ int cairn_cursor_open(cairn_txn *txn, cairn_cf cf, cairn_cursor **out) {
     return cairn__seterr(CAIRN_NOMEM, "out of memory");
   c->txn = txn;
   c->cf = s;
+  c->pos.keep = txn->rdonly;
   s->ncursors++;
   c->next = txn->cursors;
   txn->cursors = c;
@@ -327,8 +342,7 @@ static int settle(cairn_cursor *c, int rc, int dir) {
       c->ov_cur = NULL;
       c->entry = c->txn->rdonly ? te : NULL;
       c->on_tree = 1;
-      c->kp = c->txn->rdonly && c->txn->db->pg.mapped ? tk
-                                                      : memcpy(c->key, tk, tkl);
+      c->kp = c->txn->rdonly ? tk : memcpy(c->key, tk, tkl);
       c->klen = tkl;
     } else {
       rc = CAIRN_NOTFOUND;

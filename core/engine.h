@@ -410,11 +410,14 @@ typedef struct tree_pos {
   int depth; /* entries in stack; 0 = unpositioned */
   uint64_t pg[MAX_DEPTH];
   uint32_t idx[MAX_DEPTH];
-  /* Read txns in mapped mode: the address of leaf page leaf_pg as fetched
-   * (it stays valid while the txn lives), so steps within a leaf and
-   * reading its entries skip the pager. Reset by every seek. */
+  /* Read txns: the address of leaf page leaf_pg as fetched, so steps
+   * within a leaf and reading its entries skip the pager. In mapped mode
+   * the address stays valid while the txn lives; in cached mode only while
+   * the page stays pinned, so only a cursor keeps it (keep = 1), and
+   * carries the leaf's pin from move to move. Reset by every seek. */
   uint64_t leaf_pg;
   const uint8_t *leaf;
+  int keep;
 } tree_pos;
 
 /* Position at the first key >= key (found=1 if equal). CAIRN_NOTFOUND if
