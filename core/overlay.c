@@ -40,10 +40,17 @@ struct ov_index {
 
 static uint32_t hash_tag(uint64_t h) { return (uint32_t)(h >> 32); }
 
-/* An arena's blocks (header included) grow from 256 KiB to 2 MiB, so a
- * small overlay stays small. */
+#if defined(__linux__) && !defined(__EMSCRIPTEN__) && defined(MADV_HUGEPAGE)
+#define OV_HUGE 1 /* transparent huge pages can be asked for */
+#else
+#define OV_HUGE 0
+#endif
+
+/* An arena's blocks (header included) are 256 KiB; where huge pages can be
+ * had they grow to 2 MiB, so a small overlay stays small. */
 #define OV_BLOCK_MIN (256u << 10)
 #define OV_BLOCK_MAX (2u << 20)
+#define OV_BLOCK_GROWN (OV_HUGE ? OV_BLOCK_MAX : OV_BLOCK_MIN)
 
 /* Fresh memory costs a page fault per 4 KiB at first touch: filling the
  * overlay spent a fifth of an append workload in faults (perf, W6). On
@@ -54,7 +61,7 @@ static uint32_t hash_tag(uint64_t h) { return (uint32_t)(h >> 32); }
  * map, 0 for plain malloc (other hosts, other sizes). */
 static void *big_alloc(size_t size, size_t *mapped) {
   *mapped = 0;
-#if defined(__linux__) && !defined(__EMSCRIPTEN__) && defined(MADV_HUGEPAGE)
+#if OV_HUGE
   if (size % OV_BLOCK_MAX == 0) {
     size_t span = size + OV_BLOCK_MAX; /* room to align */
     uint8_t *m = mmap(NULL, span, PROT_READ | PROT_WRITE,
@@ -77,7 +84,7 @@ static void *big_alloc(size_t size, size_t *mapped) {
 }
 
 static void big_free(void *p, size_t mapped) {
-#if defined(__linux__) && !defined(__EMSCRIPTEN__) && defined(MADV_HUGEPAGE)
+#if OV_HUGE
   if (mapped) {
     munmap(p, mapped);
     return;
@@ -112,7 +119,7 @@ static void *arena_alloc(overlay *ov, ov_arena *a, size_t n) {
     b->mapped = mapped;
     b->size = size - sizeof *b;
     ov->bytes += size;
-    a->next_size = size < OV_BLOCK_MAX ? 2 * size : OV_BLOCK_MAX;
+    a->next_size = size < OV_BLOCK_GROWN ? 2 * size : OV_BLOCK_GROWN;
     b->next = a->blocks;
     a->blocks = b;
     a->cur = b->data;
@@ -232,7 +239,7 @@ static struct ov_index *index_new(size_t cap) {
   size_t bytes = sizeof(struct ov_index) + cap * sizeof(ov_slot);
   struct ov_index *x;
   size_t mapped = 0;
-  if (bytes >= OV_BLOCK_MAX) { /* rounded up: huge pages where offered */
+  if (OV_HUGE && bytes >= OV_BLOCK_MAX) { /* rounded: huge pages */
     bytes = (bytes + OV_BLOCK_MAX - 1) / OV_BLOCK_MAX * OV_BLOCK_MAX;
     if ((x = big_alloc(bytes, &mapped)) != NULL && !mapped)
       memset(x, 0, bytes); /* a fresh map is zero already */
