@@ -83,8 +83,6 @@ typedef struct fold {
  * those early; its own steps miss too, but the walk no longer waits for
  * three misses in a row. */
 static void prefetch_step(fold *f) {
-  if (getenv("NOPF"))
-    return;
   ov_node *a = f->ahead;
   if (!a)
     return;
