@@ -133,7 +133,7 @@ static int open_log(cairn_db *db, cairn_platform *plat, const char *path) {
     return CAIRN_OK;
   }
   db->wal_on = 1;
-  if (!rc && !db->ov && !(db->ov = overlay_new()))
+  if (!rc && !db->ov && !(db->ov = overlay_new(0)))
     rc = cairn__seterr(CAIRN_NOMEM, "out of memory opening the log");
   uint64_t size = 0;
   if (!rc)

@@ -23,13 +23,19 @@ struct ov_block {
   uint8_t data[];
 };
 
-/* A slot keeps the high bits of its node's hash beside the pointer, so a
- * probe that meets another key's slot rejects it without loading that
- * node (a cache miss per rejected slot in a large overlay). */
+/* A slot is one word: the node's address in the low 48 bits and the top
+ * 16 bits of its hash above them, so a probe that meets another key's slot
+ * rejects it without loading that node (a cache miss per rejected slot in
+ * a large overlay), and a slot costs 8 bytes, not 16: the index is a
+ * quarter of a full overlay's memory at 16. User addresses fit in 48 bits
+ * on every host cairn runs on; a node that does not (never seen) is left
+ * out and the index marked partial, so lookups use the skip list. */
 typedef struct ov_slot {
-  ov_node *_Atomic node;
-  _Atomic uint32_t tag; /* written before node is published */
+  _Atomic uint64_t word; /* 0: empty */
 } ov_slot;
+
+#define SLOT_ADDR_BITS 48
+#define SLOT_ADDR_MASK ((UINT64_C(1) << SLOT_ADDR_BITS) - 1)
 
 struct ov_index {
   struct ov_index *older;
@@ -38,7 +44,14 @@ struct ov_index {
   ov_slot slot[];
 };
 
-static uint32_t hash_tag(uint64_t h) { return (uint32_t)(h >> 32); }
+static uint64_t hash_tag(uint64_t h) { return h >> SLOT_ADDR_BITS; }
+static ov_node *slot_node(uint64_t word) {
+  return (ov_node *)(uintptr_t)(word & SLOT_ADDR_MASK);
+}
+static uint64_t slot_tag(uint64_t word) { return word >> SLOT_ADDR_BITS; }
+static int slot_fits(const ov_node *n) {
+  return ((uint64_t)(uintptr_t)n & ~SLOT_ADDR_MASK) == 0;
+}
 
 #if defined(__linux__) && !defined(__EMSCRIPTEN__) && defined(MADV_HUGEPAGE)
 #define OV_HUGE 1 /* transparent huge pages can be asked for */
@@ -138,7 +151,9 @@ static void arena_free(ov_arena *a) {
   }
 }
 
-overlay *overlay_new(void) {
+static struct ov_index *index_new(size_t cap);
+
+overlay *overlay_new(uint64_t expect_nodes) {
   overlay *ov = calloc(1, sizeof *ov);
   if (!ov)
     return NULL;
@@ -153,6 +168,19 @@ overlay *overlay_new(void) {
   ov->head->height = OV_MAX_HEIGHT;
   atomic_store(&ov->height, 1);
   atomic_store(&ov->refs, 1);
+  /* Sized for the nodes expected, the index never grows by copying, and
+   * the tables it would have outgrown (as much memory again as the last
+   * one, kept for readers that may be probing them) never exist. */
+  size_t cap = 1024;
+  while (cap / 2 < expect_nodes && cap < ((size_t)1 << 40) / sizeof(ov_slot))
+    cap *= 2;
+  if (expect_nodes) {
+    struct ov_index *x = index_new(cap);
+    if (x) { /* else the index starts small and grows */
+      ov->bytes += sizeof *x + cap * sizeof(ov_slot);
+      atomic_store_explicit(&ov->index, x, memory_order_relaxed);
+    }
+  }
   return ov;
 }
 
@@ -255,10 +283,11 @@ static struct ov_index *index_new(size_t cap) {
 
 static void index_put(struct ov_index *x, ov_node *n) {
   for (size_t i = n->hash & (x->cap - 1);; i = (i + 1) & (x->cap - 1))
-    if (!atomic_load_explicit(&x->slot[i].node, memory_order_relaxed)) {
-      atomic_store_explicit(&x->slot[i].tag, hash_tag(n->hash),
-                            memory_order_relaxed);
-      atomic_store_explicit(&x->slot[i].node, n, memory_order_release);
+    if (!atomic_load_explicit(&x->slot[i].word, memory_order_relaxed)) {
+      atomic_store_explicit(&x->slot[i].word,
+                            (uint64_t)(uintptr_t)n | hash_tag(n->hash)
+                                                         << SLOT_ADDR_BITS,
+                            memory_order_release);
       return;
     }
 }
@@ -267,6 +296,10 @@ static void index_put(struct ov_index *x, ov_node *n) {
  * lookups fall back to the skip list (the overlay stays correct). */
 static void index_add(overlay *ov, ov_node *n) {
   struct ov_index *x = atomic_load_explicit(&ov->index, memory_order_relaxed);
+  if (!slot_fits(n)) {
+    atomic_store_explicit(&ov->index_partial, 1, memory_order_relaxed);
+    return;
+  }
   if (x && ov->indexed + 1 <= x->cap / 2) {
     index_put(x, n);
     ov->indexed++;
@@ -280,9 +313,9 @@ static void index_add(overlay *ov, ov_node *n) {
   }
   ov->bytes += sizeof *y + cap * sizeof(ov_slot);
   for (size_t i = 0; x && i < x->cap; i++) {
-    ov_node *m = atomic_load_explicit(&x->slot[i].node, memory_order_relaxed);
-    if (m)
-      index_put(y, m);
+    uint64_t w = atomic_load_explicit(&x->slot[i].word, memory_order_relaxed);
+    if (w)
+      index_put(y, slot_node(w));
   }
   index_put(y, n);
   ov->indexed++;
@@ -326,13 +359,14 @@ ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
     if (!x)
       return NULL; /* nothing was ever added */
     uint64_t h = key_hash(cf, key, klen), p = key_prefix(key, klen);
-    uint32_t tag = hash_tag(h);
+    uint64_t tag = hash_tag(h);
     for (size_t i = h & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
-      ov_node *n = atomic_load_explicit(&x->slot[i].node, memory_order_acquire);
-      if (!n)
+      uint64_t w = atomic_load_explicit(&x->slot[i].word, memory_order_acquire);
+      if (!w)
         return NULL;
-      if (atomic_load_explicit(&x->slot[i].tag, memory_order_relaxed) == tag &&
-          n->hash == h && node_cmp(n, cf, p, key, klen) == 0)
+      ov_node *n = slot_node(w);
+      if (slot_tag(w) == tag && n->hash == h &&
+          node_cmp(n, cf, p, key, klen) == 0)
         return n;
     }
   }

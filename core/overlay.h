@@ -93,7 +93,9 @@ typedef struct overlay {
   _Atomic int index_partial; /* out of memory once: misses prove nothing */
 } overlay;
 
-overlay *overlay_new(void);
+/* expect_nodes: how many nodes to size the exact-match index for (the last
+ * overlay's count; 0 = start small). */
+overlay *overlay_new(uint64_t expect_nodes);
 void overlay_ref(overlay *ov);
 /* Drop a reference; the last one frees everything. */
 void overlay_unref(overlay *ov);

@@ -957,7 +957,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   overlay *fresh = NULL; /* a checkpoint's empty overlay for what follows */
   int rc = CAIRN_OK;
   if (txn->checkpoint && db->ov) {
-    fresh = overlay_new();
+    fresh = overlay_new(db->ov->nodes);
     rc = fresh ? view_fold(txn)
                : cairn__seterr(CAIRN_NOMEM, "out of memory checkpointing");
   }

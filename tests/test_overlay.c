@@ -519,6 +519,48 @@ static int list_well_formed(overlay *ov, uint64_t want_nodes) {
   return 1;
 }
 
+/* The exact-match index finds every node and nothing else, whether it
+ * starts small and grows (keeping the old tables for readers) or starts
+ * at the size the last overlay needed (and so never holds old tables). */
+static void index_key(uint8_t key[12], uint32_t i, const char *tag) {
+  uint64_t r = (uint64_t)i * 0x9e3779b97f4a7c15ull;
+  memcpy(key, tag, 4);
+  for (int b = 0; b < 8; b++)
+    key[4 + b] = (uint8_t)(r >> (8 * b));
+}
+
+static void test_index_sizing(void) {
+  ts_set_ctx("exact-match index, grown or presized");
+  enum { N = 6000 };
+  uint64_t bytes[2] = {0, 0};
+  for (int presized = 0; presized < 2; presized++) {
+    overlay *ov = overlay_new(presized ? N : 0);
+    if (!CHECK(ov != NULL))
+      return;
+    static ov_node *made[N];
+    for (uint32_t i = 0; i < N; i++) {
+      uint8_t key[12];
+      index_key(key, i, "idx-");
+      made[i] = overlay_node(ov, i % 2, key, sizeof key);
+      if (!CHECK(made[i] != NULL) ||
+          !CHECK(overlay_add(ov, made[i], 1, key, 4, 0)))
+        return;
+    }
+    for (uint32_t i = 0; i < N; i++) {
+      uint8_t key[12];
+      index_key(key, i, "idx-");
+      CHECK(overlay_find(ov, i % 2, key, sizeof key) == made[i]);
+      CHECK(overlay_find(ov, 1 - i % 2, key, sizeof key) == NULL);
+      index_key(key, i, "idy-");
+      CHECK(overlay_find(ov, i % 2, key, sizeof key) == NULL);
+    }
+    CHECK(ov->indexed == N && !ov->index_partial);
+    bytes[presized] = ov->bytes;
+    overlay_unref(ov);
+  }
+  CHECK(bytes[1] < bytes[0]); /* no outgrown tables */
+}
+
 /* Groups of every size around the interleaving width (16), keys that
  * share their first 8 bytes (the link copies cannot decide), several
  * column families, a key repeated within a group (found by the index,
@@ -526,7 +568,7 @@ static int list_well_formed(overlay *ov, uint64_t want_nodes) {
  * within a group. */
 static void test_grouped_linking(void) {
   ts_set_ctx("grouped linking keeps every level");
-  overlay *ov = overlay_new();
+  overlay *ov = overlay_new(0);
   if (!CHECK(ov != NULL))
     return;
   static const size_t groups[] = {1, 2, 15, 16, 17, 31, 33, 500, 3000, 1};
@@ -561,6 +603,7 @@ static void test_grouped_linking(void) {
 
 int main(void) {
   test_grouped_linking();
+  test_index_sizing();
   test_merge();
   test_abort_hides();
   test_reader_spans_checkpoints();
