@@ -172,7 +172,7 @@ overlay *overlay_new(uint64_t expect_nodes) {
    * the tables it would have outgrown (as much memory again as the last
    * one, kept for readers that may be probing them) never exist. */
   size_t cap = 1024;
-  while (cap / 2 < expect_nodes && cap < ((size_t)1 << 40) / sizeof(ov_slot))
+  while (cap / 2 < expect_nodes && cap < SIZE_MAX / 4 / sizeof(ov_slot))
     cap *= 2;
   if (expect_nodes) {
     struct ov_index *x = index_new(cap);
