@@ -71,8 +71,10 @@ typedef struct overlay {
   ov_node *head; /* sentinel: OV_MAX_HEIGHT links, no key */
   _Atomic int height;
   _Atomic long refs; /* the db's + one per read txn using it */
-  uint64_t bytes;    /* writer: memory held (the checkpoint budget) */
-  uint64_t nodes;    /* writer */
+  /* memory held (the checkpoint budget): the writer adds, statistics read
+   * it from any thread */
+  _Atomic uint64_t bytes;
+  uint64_t nodes; /* writer */
   uint64_t rng;
   /* two arenas: nodes packed together keep searches in fewer cache lines
    * than nodes interleaved with values */

@@ -135,9 +135,12 @@ int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out) {
   out->mapped = db->pg.mapped;
   out->platform = db->opts.platform;
   rc = db->pg.file->methods->size(db->pg.file, &out->file_size);
+  if (!rc && db->wal_on && db->wal.file)
+    rc = db->wal.file->methods->size(db->wal.file, &out->log_size);
   if (rc)
     return rc;
   cairn_mutex_lock(&db->meta_mu);
+  out->overlay_bytes = db->ov ? atomic_load(&db->ov->bytes) : 0;
   out->last_txn_id = db->cur.txnid;
   out->durable_txn_id = db->durable_txnid;
   if (db->wal_on && db->logged_durable > out->durable_txn_id)

@@ -209,10 +209,12 @@ static void json(out *o, const gathered *g) {
   outf(o, "{\n  \"version\": \"%s\",\n  \"db\": {\n", CAIRN_VERSION_STRING);
   outf(o,
        "    \"page_size\": %u,\n    \"file_size\": %llu,\n"
+       "    \"log_size\": %llu,\n    \"overlay_bytes\": %llu,\n"
        "    \"page_count\": %llu,\n    \"pages_in_use\": %llu,\n"
        "    \"pages_free\": %llu,\n    \"last_txn_id\": %llu,\n"
        "    \"durable_txn_id\": %llu,\n    \"snapshots\": %llu,\n",
        (unsigned)s->page_size, (unsigned long long)s->file_size,
+       (unsigned long long)s->log_size, (unsigned long long)s->overlay_bytes,
        (unsigned long long)s->page_count, (unsigned long long)s->pages_in_use,
        (unsigned long long)s->pages_free, (unsigned long long)s->last_txn_id,
        (unsigned long long)s->durable_txn_id, (unsigned long long)s->snapshots);
@@ -281,6 +283,11 @@ static void prometheus(out *o, const gathered *g) {
   gauge(o, "cairn_page_size_bytes", "Page size of the database file.",
         s->page_size);
   gauge(o, "cairn_file_size_bytes", "Size of the database file.", s->file_size);
+  gauge(o, "cairn_log_size_bytes",
+        "Size of the write-ahead log file (0 without one).", s->log_size);
+  gauge(o, "cairn_overlay_bytes",
+        "Memory holding the commits since the last checkpoint.",
+        s->overlay_bytes);
   gauge(o, "cairn_pages", "Pages the file holds (high-water mark).",
         s->page_count);
   gauge(o, "cairn_pages_in_use", "Pages reachable from the newest commit.",

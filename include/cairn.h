@@ -237,7 +237,9 @@ typedef struct cairn_cf_stat {
 
 typedef struct cairn_db_stat {
   uint32_t page_size;
-  uint64_t file_size;          /* bytes */
+  uint64_t file_size;          /* bytes of the database file */
+  uint64_t log_size;           /* bytes of its -wal file; 0 without a log */
+  uint64_t overlay_bytes;      /* memory holding commits since the checkpoint */
   uint64_t page_count;         /* pages the file holds (high-water mark) */
   uint64_t pages_in_use;       /* reachable from the current commit */
   uint64_t pages_free;         /* reusable now or once snapshots end */

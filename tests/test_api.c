@@ -1548,7 +1548,18 @@ static void test_stats(void) {
   CHECK_OK(cairn_put(t, a, ts_str("big"), ts_sl(big, 100000), 0));
   free(big);
   CHECK_OK(cairn_commit(t));
+  /* the commit sits in the log and the overlay until the checkpoint */
+  uint64_t held = 0;
+  if (CHECK_OK(cairn_db_stat_get(db, &st))) {
+    CHECK(st.log_size >= 2000 * 30 + 100000);
+    CHECK(st.overlay_bytes >= 2000 * 30 + 100000);
+    held = st.overlay_bytes;
+  }
   CHECK_OK(cairn_checkpoint(db)); /* every page in the file (log mode) */
+  if (CHECK_OK(cairn_db_stat_get(db, &st))) {
+    CHECK(st.log_size >= 2000 * 30 + 100000); /* reused, not shrunk */
+    CHECK(st.overlay_bytes < held);           /* a fresh overlay */
+  }
   CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &r));
   uint64_t rid = cairn_txn_id(r);
   if (CHECK_OK(cairn_cf_stat_get(r, 0, &cs))) {

@@ -304,6 +304,9 @@ static void test_readonly_and_nolog(void) {
   if (db) {
     CHECK(matches(db, &st));
     CHECK_OK(do_commit(db, &st, 13, CAIRN_DURABILITY_SYNC));
+    cairn_db_stat ds; /* no log, no overlay: nothing outside the file */
+    if (CHECK_OK(cairn_db_stat_get(db, &ds)))
+      CHECK(ds.log_size == 0 && ds.overlay_bytes == 0);
     crash(db, 3); /* a NOLOG commit is durable in the file itself */
     db = open_db(0);
   }

@@ -801,12 +801,14 @@ static int cmd_stat(session *s) {
   rc = cairn_db_stat_get(s->db, &st);
   if (rc != CAIRN_OK)
     return db_fail(EXIT_DBERR, rc, "stat");
-  printf("page_size: %u\nfile_size: %llu\npage_count: %llu\n"
+  printf("page_size: %u\nfile_size: %llu\nlog_size: %llu\n"
+         "overlay_bytes: %llu\npage_count: %llu\n"
          "pages_in_use: %llu\npages_free: %llu\nlast_txn_id: %llu\n"
          "durable_txn_id: %llu\nsnapshots: %llu\noldest_snapshot_id: %llu\n"
          "pages_pinned: %llu\ncolumn_families: %u\nmapped: %d\n"
          "platform: %s\n",
          (unsigned)st.page_size, (unsigned long long)st.file_size,
+         (unsigned long long)st.log_size, (unsigned long long)st.overlay_bytes,
          (unsigned long long)st.page_count, (unsigned long long)st.pages_in_use,
          (unsigned long long)st.pages_free, (unsigned long long)st.last_txn_id,
          (unsigned long long)st.durable_txn_id,
