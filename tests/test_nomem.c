@@ -3,16 +3,19 @@
  * makes is made to fail in turn, and the engine must cope.
  *
  * This program defines malloc, calloc, realloc, free (and the aligned
- * allocators) itself, forwarding to glibc's __libc_* functions, so every
- * allocation of the engine (and of the unix platform under it) goes through
- * a countdown: armed with k, the k-th allocation from then on fails (mode
- * "once"), or every allocation from the k-th on fails (mode "every"). The
- * harness arms it only around the operation under test.
+ * allocators) itself, forwarding to glibc's __libc_* functions, and mmap
+ * for anonymous maps (the overlay's 2 MiB blocks and large indexes on
+ * Linux; file maps pass through), so every allocation of the engine (and
+ * of the unix platform under it) goes through a countdown: armed with k, the
+ * k-th allocation from then on fails (mode "once"), or every allocation from
+ * the k-th on fails (mode "every"). The harness arms it only around the
+ * operation under test.
  *
  * For each scenario (create, open with log replay, read-only open, a write
  * txn with small and overflow values, deletes and a cursor, a commit that
  * triggers a checkpoint, cairn_checkpoint, column family create/drop and
  * the drop of one only the log holds, the overlay's hash index growing,
+ * an overlay large enough for its 2 MiB mapped blocks (Linux),
  * read txns with cursors, cairn_check, cairn_backup, cairn_close, a NOLOG
  * commit, and reads, a checkpoint and cairn_check through the page cache of
  * CAIRN_OPEN_NOMMAP) and each mode, k runs 1, 2, 3, ... until the operation
@@ -45,6 +48,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +169,18 @@ int posix_memalign(void **out, size_t align, size_t n) {
     return ENOMEM;
   *out = p;
   return 0;
+}
+
+/* Anonymous maps count as allocations (not as live blocks: munmap is not
+ * interposed); glibc's malloc maps through its own internal entry, so only
+ * the engine's maps come here. */
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if ((flags & MAP_ANONYMOUS) && nm_fail())
+    return MAP_FAILED;
+  return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 #endif
 
@@ -838,6 +854,21 @@ static void op_index(void) {
   }
 }
 
+/* 300 values of 9000 bytes into the overlay in one txn: its data arena
+ * grows through 256 KiB, 512 KiB and 1 MiB blocks to 2 MiB ones, which on
+ * Linux are mapped (the interposed mmap fails them too). */
+static void op_big_overlay(void) {
+  cairn_txn *t = NULL;
+  if (begin_write(&t))
+    return;
+  int rc = CAIRN_OK;
+  for (int i = 300; i < 600 && !rc; i++)
+    rc = put(t, 1, i, BIG);
+  for (int i = 590; i < 600 && !rc; i++)
+    rc = get(t, &R.pending, 1, i);
+  end_write(t);
+}
+
 static void op_read(void) {
   cairn_txn *t = NULL;
   if (CALL(cairn_begin(R.db, CAIRN_TXN_RDONLY, &t)))
@@ -1070,6 +1101,7 @@ static const scenario scenarios[] = {
     {"drop logged and checkpointed cfs", pre_base, post_cf_logged, op_cf_drop,
      0},
     {"overlay index growth", pre_base, post_index, op_index, 0},
+    {"overlay in 2 MiB blocks", pre_base, post_db, op_big_overlay, 0},
     {"read txn and cursors", pre_base, post_db, op_read, 0},
     {"cairn_check", pre_base, post_db, op_check, 0},
     {"cairn_backup", pre_base, post_db, op_backup, 0},
