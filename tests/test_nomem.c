@@ -173,15 +173,18 @@ int posix_memalign(void **out, size_t align, size_t n) {
 
 /* Anonymous maps count as allocations (not as live blocks: munmap is not
  * interposed); glibc's malloc maps through its own internal entry, so only
- * the engine's maps come here. */
+ * the engine's maps come here. 64-bit hosts only: SYS_mmap takes its six
+ * arguments directly there. */
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#if defined(SYS_mmap) && UINTPTR_MAX > 0xffffffffu
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
   if ((flags & MAP_ANONYMOUS) && nm_fail())
     return MAP_FAILED;
   return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
+#endif
 #endif
 
 /* 1 if an armed allocation really fails (our malloc is the one called). */
