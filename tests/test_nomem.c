@@ -837,18 +837,24 @@ static void op_cf_drop(void) {
   end_write(t);
 }
 
-/* 30 new keys after 503 in the overlay: its hash index (1024 slots, grown
- * past half full) must grow, or fall back to the skip list. */
-static void op_index(void) {
+/* One write txn: put keys [from, to) of column family ci with values of
+ * len bytes, read back [check, to) in the txn, commit. */
+static void write_range(int ci, int from, int to, uint32_t len, int check) {
   cairn_txn *t = NULL;
   if (begin_write(&t))
     return;
   int rc = CAIRN_OK;
-  for (int i = 590; i < 620 && !rc; i++)
-    rc = put(t, 0, i, 9);
-  for (int i = 580; i < 620 && !rc; i++)
-    rc = get(t, &R.pending, 0, i);
+  for (int i = from; i < to && !rc; i++)
+    rc = put(t, ci, i, len);
+  for (int i = check; i < to && !rc; i++)
+    rc = get(t, &R.pending, ci, i);
   end_write(t);
+}
+
+/* 30 new keys after 503 in the overlay: its hash index (1024 slots, grown
+ * past half full) must grow, or fall back to the skip list. */
+static void op_index(void) {
+  write_range(0, 590, 620, 9, 580);
   cairn_txn *r = NULL;
   if (!CALL(cairn_begin(R.db, CAIRN_TXN_RDONLY, &r))) {
     for (int i = 585; i < 620 && !get(r, &R.committed, 0, i); i++)
@@ -860,17 +866,7 @@ static void op_index(void) {
 /* 300 values of 9000 bytes into the overlay in one txn: its data arena
  * grows through 256 KiB, 512 KiB and 1 MiB blocks to 2 MiB ones, which on
  * Linux are mapped (the interposed mmap fails them too). */
-static void op_big_overlay(void) {
-  cairn_txn *t = NULL;
-  if (begin_write(&t))
-    return;
-  int rc = CAIRN_OK;
-  for (int i = 300; i < 600 && !rc; i++)
-    rc = put(t, 1, i, BIG);
-  for (int i = 590; i < 600 && !rc; i++)
-    rc = get(t, &R.pending, 1, i);
-  end_write(t);
-}
+static void op_big_overlay(void) { write_range(1, 300, 600, BIG, 590); }
 
 static void op_read(void) {
   cairn_txn *t = NULL;
