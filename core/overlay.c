@@ -26,9 +26,9 @@ struct ov_block {
 /* A slot is one word: the node's address in the low 48 bits and the top
  * 16 bits of its hash above them, so a probe that meets another key's slot
  * rejects it without loading that node (a cache miss per rejected slot in
- * a large overlay), and a slot costs 8 bytes, not 16: the index is a
- * quarter of a full overlay's memory at 16. User addresses fit in 48 bits
- * on every host cairn runs on; a node that does not (never seen) is left
+ * a large overlay), and a slot costs 8 bytes (with 16, the index and its
+ * outgrown tables took a fifth of a full overlay). User addresses fit in 48
+ * bits on every host cairn runs on; a node that does not (never seen) is left
  * out and the index marked partial, so lookups use the skip list. */
 typedef struct ov_slot {
   _Atomic uint64_t word; /* 0: empty */

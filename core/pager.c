@@ -451,11 +451,14 @@ void pager_forget(pager *pg, const pgvec *pages) {
       j++;
     uint64_t off = pages->v[i] * pg->psize,
              len = (pages->v[j - 1] + 1 - pages->v[i]) * pg->psize;
-    if (pg->map && off + len <= pg->map_len)
-      (void)m->forget(pg->file, pg->map + off, len);
+    /* each map only as far as it reaches (older maps are shorter) */
+    if (pg->map && off < pg->map_len)
+      (void)m->forget(pg->file, pg->map + off,
+                      len < pg->map_len - off ? len : pg->map_len - off);
     for (old_map *o = pg->old_maps; o; o = o->next)
-      if (off + len <= o->len)
-        (void)m->forget(pg->file, o->addr + off, len);
+      if (off < o->len)
+        (void)m->forget(pg->file, o->addr + off,
+                        len < o->len - off ? len : o->len - off);
     i = j;
   }
   cairn__clearerr(); /* best effort: the pages stay resident */
