@@ -75,18 +75,17 @@ static void move_begin(cairn_cursor *c, move *m) {
 static int move_end(cairn_cursor *c, move *m, int rc) {
   c->txn->pin_to = m->saved;
   c->txn->pin_from = m->saved_from;
-  /* A step within the leaf (most steps of a scan) pinned nothing new and
-   * the old set holds just that leaf: keep the old set as it is. */
-  if (c->pos.leaf && !c->pins.len && m->old.len == 1 &&
-      pgmap_get(&m->old, c->pos.leaf_pg)) {
-    c->spare = c->pins;
-    c->pins = m->old;
-    return rc;
-  }
   /* Cached mode: the leaf the position keeps was read without the pager
    * in this move, so its pin is still in the old set; it moves over. */
   if (c->pos.leaf && m->old.len) {
     void *e = pgmap_get(&m->old, c->pos.leaf_pg);
+    if (e && !c->pins.len && m->old.len == 1) {
+      /* a step within the leaf (most steps of a scan): the old set is
+       * just that pin, so it stays as it is */
+      c->spare = c->pins;
+      c->pins = m->old;
+      return rc;
+    }
     if (e) {
       void **slot = pgmap_ref(&c->pins, c->pos.leaf_pg);
       if (slot) {

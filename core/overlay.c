@@ -151,7 +151,7 @@ static void arena_free(ov_arena *a) {
   }
 }
 
-static struct ov_index *index_new(size_t cap);
+static struct ov_index *index_new(overlay *ov, size_t cap);
 
 overlay *overlay_new(uint64_t expect_nodes) {
   overlay *ov = calloc(1, sizeof *ov);
@@ -175,11 +175,9 @@ overlay *overlay_new(uint64_t expect_nodes) {
   while (cap / 2 < expect_nodes && cap < SIZE_MAX / 4 / sizeof(ov_slot))
     cap *= 2;
   if (expect_nodes) {
-    struct ov_index *x = index_new(cap);
-    if (x) { /* else the index starts small and grows */
-      ov->bytes += sizeof *x + cap * sizeof(ov_slot);
+    struct ov_index *x = index_new(ov, cap);
+    if (x) /* else the index starts small and grows */
       atomic_store_explicit(&ov->index, x, memory_order_relaxed);
-    }
   }
   return ov;
 }
@@ -263,7 +261,8 @@ static uint64_t key_hash(uint32_t cf, const uint8_t *key, size_t klen) {
   return h ^ (h >> 32);
 }
 
-static struct ov_index *index_new(size_t cap) {
+/* A table of cap slots, counted in ov's memory. */
+static struct ov_index *index_new(overlay *ov, size_t cap) {
   size_t bytes = sizeof(struct ov_index) + cap * sizeof(ov_slot);
   struct ov_index *x;
   size_t mapped = 0;
@@ -277,6 +276,7 @@ static struct ov_index *index_new(size_t cap) {
   if (x) {
     x->mapped = mapped;
     x->cap = cap;
+    ov->bytes += sizeof *x + cap * sizeof(ov_slot);
   }
   return x;
 }
@@ -306,12 +306,11 @@ static void index_add(overlay *ov, ov_node *n) {
     return;
   }
   size_t cap = x ? 2 * x->cap : 1024;
-  struct ov_index *y = index_new(cap);
+  struct ov_index *y = index_new(ov, cap);
   if (!y) { /* incomplete from now on: lookups use the skip list */
     atomic_store_explicit(&ov->index_partial, 1, memory_order_relaxed);
     return;
   }
-  ov->bytes += sizeof *y + cap * sizeof(ov_slot);
   for (size_t i = 0; x && i < x->cap; i++) {
     uint64_t w = atomic_load_explicit(&x->slot[i].word, memory_order_relaxed);
     if (w)

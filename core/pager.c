@@ -441,6 +441,15 @@ void pager_invalidate(pager *pg, uint64_t pgno, uint64_t npages) {
  * unchanged, when read again. */
 #define FORGET_GAP 64u
 
+/* Forget [off, off + len) of one map, as far as that map reaches (older
+ * maps are shorter). */
+static void forget_in(pager *pg, const uint8_t *map, uint64_t map_len,
+                      uint64_t off, uint64_t len) {
+  if (map && off < map_len)
+    (void)pg->file->methods->forget(pg->file, map + off,
+                                    len < map_len - off ? len : map_len - off);
+}
+
 void pager_forget(pager *pg, const pgvec *pages) {
   const cairn_file_methods *m = pg->file->methods;
   if (!pg->mapped || !m->forget)
@@ -451,14 +460,9 @@ void pager_forget(pager *pg, const pgvec *pages) {
       j++;
     uint64_t off = pages->v[i] * pg->psize,
              len = (pages->v[j - 1] + 1 - pages->v[i]) * pg->psize;
-    /* each map only as far as it reaches (older maps are shorter) */
-    if (pg->map && off < pg->map_len)
-      (void)m->forget(pg->file, pg->map + off,
-                      len < pg->map_len - off ? len : pg->map_len - off);
+    forget_in(pg, pg->map, pg->map_len, off, len);
     for (old_map *o = pg->old_maps; o; o = o->next)
-      if (off < o->len)
-        (void)m->forget(pg->file, o->addr + off,
-                        len < o->len - off ? len : o->len - off);
+      forget_in(pg, o->addr, o->len, off, len);
     i = j;
   }
   cairn__clearerr(); /* best effort: the pages stay resident */
