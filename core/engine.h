@@ -487,6 +487,12 @@ struct cairn_db {
   uint64_t logged_durable;   /* newest commit a log sync made durable */
   uint64_t free_pages;       /* log mode: the free set at the newest commit */
   uint64_t freed_since_ckpt; /* writer: checkpointed pages freed since */
+  /* Writer: a lazy checkpoint wrote its tree but not yet its meta page
+   * (ckpt_meta): until then a crash falls back to the tree before it, and
+   * the log keeps every record since that tree. */
+  int ckpt_unsynced;
+  meta ckpt_meta;
+  uint64_t log_ckpt_pos; /* writer: where the log stood at the checkpoint */
   wal wal;
   deferred def;
   page_pool pool;     /* writer-only: recycled dirty page buffers */

@@ -67,6 +67,10 @@ typedef struct cairn_file_methods {
   /* Optional: the process will not read these bytes of a map soon; give
    * the memory they hold back (they read the same when touched again). */
   int (*forget)(cairn_file *f, const void *addr, uint64_t len);
+  /* Optional: start writing what was written to the file out to storage
+   * without waiting, so that a later sync waits for less. Promises
+   * nothing about durability. */
+  int (*start_sync)(cairn_file *f);
 } cairn_file_methods;
 
 /* Implementations embed this as their first member. */

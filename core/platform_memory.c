@@ -297,7 +297,7 @@ static void mem_close(cairn_file *f) {
 
 static const cairn_file_methods mem_methods = {
     mem_read, mem_write, mem_sync,  mem_size,  mem_truncate, mem_lock,
-    NULL,     NULL,      mem_close, mem_punch, NULL,
+    NULL,     NULL,      mem_close, mem_punch, NULL,         NULL,
 };
 
 static int bad_path(const char *op, const char *path) {

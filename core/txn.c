@@ -750,6 +750,29 @@ static uint64_t checkpoint_bytes(const cairn_db *db) {
          << 20;
 }
 
+/* Lazy checkpoints leave the log in place; the first checkpoint to find it
+ * this many budgets long syncs, and restarts it. */
+#define LOG_BUDGETS 4
+
+/* Writer: make the last lazy checkpoint's tree the one a crash falls back
+ * to (where the platform can, a background sync began when it was
+ * written, so this one mostly finds it done). The pages it replaced become
+ * reusable. */
+static int finish_lazy_checkpoint(cairn_db *db) {
+  if (!db->ckpt_unsynced)
+    return CAIRN_OK;
+  int slot = 1 - db->durable_slot;
+  int rc = write_meta_durably(db, &db->ckpt_meta, slot);
+  if (rc)
+    return rc;
+  cairn_mutex_lock(&db->meta_mu);
+  db->durable_txnid = db->ckpt_meta.txnid;
+  db->durable_slot = slot;
+  cairn_mutex_unlock(&db->meta_mu);
+  db->ckpt_unsynced = 0;
+  return CAIRN_OK;
+}
+
 /* Log mode: append the commit's record (synced if durable), then hand its
  * pages to the deferred page table, where readers find them. */
 static int commit_logged(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
@@ -850,14 +873,28 @@ static int commit_pages(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
   }
   if (!rc && sync)
     rc = write_meta_durably(db, &txn->snap, 1 - db->durable_slot);
+  else if (!rc && txn->checkpoint && db->pg.file->methods->start_sync)
+    /* A lazy checkpoint: the disk writes its tree while commits go on. */
+    (void)db->pg.file->methods->start_sync(db->pg.file);
   return rc;
 }
 
-static int checkpoint(cairn_db *db, cairn_txn **snap_out) {
+/* lazy: write the new tree but not its meta page, and keep the log (it
+ * still holds everything since the tree a crash falls back to), so no
+ * commit waits for the disk; the next checkpoint makes it durable first. */
+static int checkpoint(cairn_db *db, cairn_txn **snap_out, int lazy) {
   cairn_txn *txn;
   int rc = txn_begin_writer(db, &txn);
   if (rc)
     return rc;
+  if (lazy && db->ckpt_unsynced && !txn->failed) {
+    /* Folding over a durable tree keeps at most two trees in the file:
+     * the pages of the one before are free again from the next begin. */
+    rc = finish_lazy_checkpoint(db);
+    cairn_abort(txn);
+    if (rc || (rc = txn_begin_writer(db, &txn)) != CAIRN_OK)
+      return rc;
+  }
   if (txn->failed) {
     cairn_abort(txn);
     return cairn__seterr(CAIRN_NOMEM, "out of memory starting a checkpoint");
@@ -874,13 +911,14 @@ static int checkpoint(cairn_db *db, cairn_txn **snap_out) {
   txn->checkpoint = 1;
   txn->snap_out = snap_out;
   txn->snap.txnid = db->cur.txnid;
-  return cairn_commit_ex(txn, CAIRN_DURABILITY_SYNC);
+  return cairn_commit_ex(txn,
+                         lazy ? CAIRN_DURABILITY_LAZY : CAIRN_DURABILITY_SYNC);
 }
 
 int db_checkpoint(cairn_db *db) {
   if (!db->wal_on || db->rdonly || !db->wal.file)
     return CAIRN_OK;
-  return checkpoint(db, NULL);
+  return checkpoint(db, NULL, 0);
 }
 
 int db_begin_checkpointed(cairn_db *db, cairn_txn **out) {
@@ -892,7 +930,7 @@ int db_begin_checkpointed(cairn_db *db, cairn_txn **out) {
     return cairn__seterr(CAIRN_BUSY, "commit or abort this thread's write "
                                      "transaction first (a checkpoint is "
                                      "needed)");
-  int rc = checkpoint(db, out);
+  int rc = checkpoint(db, out, 0);
   if (rc && *out) {
     cairn_abort(*out);
     *out = NULL;
@@ -1044,7 +1082,15 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     uint64_t readers = oldest_reader(db);
     cairn_mutex_unlock(&db->meta_mu);
     deferred_retire_written(&db->def, written, readers, txn->snap.txnid);
-    int wrc = wal_reset(&db->wal, txn->snap.db_id, txn->snap.txnid);
+    int wrc = CAIRN_OK;
+    if (sync) {
+      db->ckpt_unsynced = 0; /* this meta page supersedes a lazy one's */
+      wrc = wal_reset(&db->wal, txn->snap.db_id, txn->snap.txnid);
+    } else {
+      db->ckpt_unsynced = 1;
+      db->ckpt_meta = txn->snap;
+    }
+    db->log_ckpt_pos = db->wal.pos;
     if (wrc) {
       /* New records must never follow the old ones (their ids would leave
        * a gap recovery stops at): no more writes until a reopen. */
@@ -1060,7 +1106,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     if (!rc && txn->snap_out) /* still holding write_mu: no commit between */
       rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn->snap_out);
     cairn_mutex_lock(&db->meta_mu);
-    db->logged_durable = txn->snap.txnid;
+    if (sync)
+      db->logged_durable = txn->snap.txnid;
     db->free_pages = txn->snap.freelist_count;
     cairn_mutex_unlock(&db->meta_mu);
   }
@@ -1086,7 +1133,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   if (sync) {
     db->lazy_commits = 0;
     db->last_sync_ms = db_now_ms();
-  } else if (!db->replaying) {
+  } else if (!db->replaying && !txn->checkpoint) {
     db->lazy_commits++;
     if ((db->opts.lazy_sync_commits &&
          db->lazy_commits >= db->opts.lazy_sync_commits) ||
@@ -1101,12 +1148,17 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   /* Pages of the checkpointed tree that commits replaced cannot be reused
    * before the next checkpoint: checkpointing once they pass a quarter of
    * the file bounds the file's growth. */
+  uint64_t budget = checkpoint_bytes(db);
+  uint64_t logged_since =
+      db->wal.pos > db->log_ckpt_pos ? db->wal.pos - db->log_ckpt_pos : 0;
   int ckpt = logged && !db->replaying && !db->rdonly &&
-             (db->def.bytes >= checkpoint_bytes(db) ||
-              db->wal.pos >= checkpoint_bytes(db) ||
-              (db->ov && db->ov->bytes >= checkpoint_bytes(db)) ||
+             (db->def.bytes >= budget || logged_since >= budget ||
+              (db->ov && db->ov->bytes >= budget) ||
               (db->freed_since_ckpt > 16 &&
                db->freed_since_ckpt > txn->snap.page_count / 4));
+  /* After a lazy commit the checkpoint is lazy too, while the log it
+   * keeps is short enough to replay. */
+  int lazy_ckpt = !sync && db->wal.pos < LOG_BUDGETS * budget;
   int is_checkpoint = txn->checkpoint;
   txn_free_all(txn, !logged && !db->pg.mapped);
   metrics *m = &db->metrics;
@@ -1119,7 +1171,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   if (ckpt)
     /* The commit is durable in the log; a failed checkpoint leaves its
      * pages in memory and is retried after the next commit. */
-    (void)db_checkpoint(db);
+    (void)checkpoint(db, NULL, lazy_ckpt);
   if (rc)
     return rc;
   cairn__clearerr();

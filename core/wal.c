@@ -12,8 +12,10 @@
  *           default) | for put/del u16 key length | key | for put
  *           u32 value length | value
  * Invariant: the records after the header carry consecutive txn ids and the
- * header's salt; a checkpoint writes a new header (new salt, base = the
- * checkpoint's txn) before any record that follows it. Recovery replays the
+ * header's salt; a synced checkpoint writes a new header (new salt, base =
+ * the checkpoint's txn) before any record that follows it. A lazy one keeps
+ * the log as it is: its meta page is not durable yet, so the records it
+ * folded are still the ones a crash replays. Recovery replays the
  * records newer than the database's meta page, in order, and stops at the
  * first record that is torn, foreign (old salt) or out of sequence — so what
  * it replays is always a prefix of the commits, and contains every commit

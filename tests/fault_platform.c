@@ -538,7 +538,7 @@ static void flt_close(cairn_file *f) {
 
 static const cairn_file_methods fault_methods = {
     flt_read, flt_write, flt_sync,  flt_size, flt_truncate, flt_lock,
-    NULL,     NULL,      flt_close, NULL,     NULL,
+    NULL,     NULL,      flt_close, NULL,     NULL,         NULL,
 };
 
 /* ---- platform methods -------------------------------------------------- */

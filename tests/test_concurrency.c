@@ -16,7 +16,9 @@
  * whole, self-consistent values (each value carries its key's hash and the
  * seed of its bytes). Runs on the unix platform in a temp dir (mmap reads),
  * on unix with NOMMAP, and on the memory platform (cached mode with a small
- * page cache, so pages are evicted under the readers' feet).
+ * page cache, so pages are evicted under the readers' feet). Lazy commits
+ * with a 1 MiB checkpoint budget make dozens of lazy checkpoints (and their
+ * background syncs on unix) happen under the readers.
  * Single-threaded hosts (WASI, Emscripten without pthreads) run the same
  * checks with the reader steps interleaved between the writer's commits.
  */
@@ -401,6 +403,7 @@ static void run_config(const char *plat, const char *path, uint32_t flags,
   o.flags = CAIRN_OPEN_CREATE | flags;
   o.cache_pages = cache_pages;
   o.durability = CAIRN_DURABILITY_LAZY;
+  o.checkpoint_mib = 1; /* lazy checkpoints under the readers */
   ts_set_ctx("concurrency on %s (flags 0x%x, cache %zu, page %u)", plat,
              (unsigned)flags, cache_pages, psize);
   if (!TCHECK_OK(cairn_open(path, &o, &sh.db)))
@@ -480,6 +483,9 @@ static void run_config(const char *plat, const char *path, uint32_t flags,
   TCHECK(fh == w.sum && fn == ts_state_entries(&w.com));
   cairn_abort(t);
   TCHECK_OK(cairn_check(sh.db, NULL, NULL));
+  cairn_metrics met;
+  TCHECK_OK(cairn_metrics_get(sh.db, &met));
+  TCHECK(met.checkpoints >= 4); /* snapshots spanned lazy checkpoints */
   TCHECK_OK(cairn_close(sh.db));
   printf("  %s (flags 0x%x, cache %zu, page %u): %d commits, %ld snapshots "
          "verified (%ld commits landed during them), %ld gets, %.1f s\n",

@@ -65,10 +65,11 @@ typedef struct workload {
   int lazy;
   uint32_t auto_sync; /* lazy_sync_commits */
   uint32_t psize;
-  int n;            /* commits */
-  wcommit *c;       /* 1..n */
-  uint64_t *sig;    /* 0..n: signature of the state after commit j */
-  ts_state *states; /* 0..n */
+  int n;             /* commits */
+  wcommit *c;        /* 1..n */
+  uint64_t *sig;     /* 0..n: signature of the state after commit j */
+  ts_state *states;  /* 0..n */
+  uint32_t ckpt_mib; /* options.checkpoint_mib (0: the default) */
 } workload;
 
 /* Signature of a state: content hash plus the set of cf names. */
@@ -185,6 +186,7 @@ static void options_for(const workload *w, cairn_options *o, uint32_t flags) {
   o->durability = w->lazy ? CAIRN_DURABILITY_LAZY : CAIRN_DURABILITY_SYNC;
   o->lazy_sync_commits = w->auto_sync;
   o->lazy_sync_ms = 0;
+  o->checkpoint_mib = w->ckpt_mib;
 }
 
 static int failed_at(progress *p, int rc, const char *where) {
@@ -537,17 +539,17 @@ int main(void) {
   creation_crashes(4096);
   creation_crashes(65536);
 
-  workload w1 = {"sync-short", 0, 0, 4096, 12, 0, 0, 0};
+  workload w1 = {"sync-short", 0, 0, 4096, 12, 0, 0, 0, 0};
   gen_workload(&w1, 11, 40, 8);
   crash_all_points(&w1, seeds, 0);
   errors_all_points(&w1);
 
-  workload w2 = {"lazy-short", 1, 0, 4096, 24, 0, 0, 0};
+  workload w2 = {"lazy-short", 1, 0, 4096, 24, 0, 0, 0, 0};
   gen_workload(&w2, 22, 40, 8);
   crash_all_points(&w2, seeds, 0);
   errors_all_points(&w2);
 
-  workload w3 = {"lazy-autosync", 1, 3, 16384, 20, 0, 0, 0};
+  workload w3 = {"lazy-autosync", 1, 3, 16384, 20, 0, 0, 0, 0};
   gen_workload(&w3, 33, 60, 10);
   crash_all_points(&w3, seeds, ts_scaled(150, 30));
 
@@ -560,19 +562,29 @@ int main(void) {
   crash_all_points(&w3, 1, ts_scaled(150, 30));
   g_mode_flags = 0;
 
-  workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0};
+  workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 0};
   gen_workload(&w4, 44, 800, 60);
   crash_all_points(&w4, seeds > 1 ? 2 : 1, ts_scaled(250, 40));
 
-  workload w5 = {"lazy-long", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0};
+  workload w5 = {"lazy-long", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 0};
   gen_workload(&w5, 55, 800, 60);
   crash_all_points(&w5, seeds > 1 ? 2 : 1, ts_scaled(250, 40));
+
+  /* Lazy commits over a 1 MiB checkpoint budget: lazy checkpoints (tree
+   * written, meta page and log restart left to the next checkpoint), the
+   * next one making the last durable first, and the synced checkpoint
+   * that restarts the log once it holds four budgets. */
+  workload w6 = {
+      "lazy-checkpoints", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 1};
+  gen_workload(&w6, 66, 800, 60);
+  crash_all_points(&w6, 1, ts_scaled(200, 40));
 
   free_workload(&w1);
   free_workload(&w2);
   free_workload(&w3);
   free_workload(&w4);
   free_workload(&w5);
+  free_workload(&w6);
   fault_reset();
   printf("test_crash: %ld trials (recovered the last attempted commit %ld "
          "times, an earlier one %ld times) in %.1f s\n",

@@ -31,6 +31,7 @@
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -64,10 +65,23 @@
  * system (Linux caps a single pread at ~2 GiB anyway). */
 #define IO_CHUNK ((size_t)1 << 30)
 
+/* A file's background syncer (see ux_start_sync), started at its first
+ * use. Invariant: a sync error it meets is kept in err and returned by every
+ * later ux_sync of the file: the kernel reports a writeback error to one
+ * fdatasync per open file only, and it may have been the syncer's. */
+typedef struct bg_syncer {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int requested, running, stop;
+  int err; /* errno of a failed background sync, 0 if none */
+} bg_syncer;
+
 typedef struct unix_file {
   cairn_file base; /* first, so a cairn_file * is a unix_file * */
   int fd;
   int lock;
+  bg_syncer *bg;
   char path[]; /* the path it was opened by, for messages */
 } unix_file;
 
@@ -203,6 +217,17 @@ static int ux_sync(cairn_file *f) {
   unix_file *uf = (unix_file *)f;
   if (!uf)
     return cairn__seterr(CAIRN_INVALID, "sync: NULL handle");
+  if (uf->bg) { /* a queued background sync is covered by this one */
+    bg_syncer *bg = uf->bg;
+    pthread_mutex_lock(&bg->mu);
+    bg->requested = 0;
+    while (bg->running)
+      pthread_cond_wait(&bg->cv, &bg->mu);
+    int e = bg->err;
+    pthread_mutex_unlock(&bg->mu);
+    if (e)
+      return fail_path(e, SYNC_CALL, uf->path);
+  }
   /* Only EINTR is retried: after any other failure the kernel may have
    * dropped the dirty pages, so a retry that succeeds would lie. */
   while (full_sync(uf->fd) != 0) {
@@ -316,6 +341,17 @@ static void ux_close(cairn_file *f) {
   unix_file *uf = (unix_file *)f;
   if (!uf)
     return;
+  if (uf->bg) {
+    bg_syncer *bg = uf->bg;
+    pthread_mutex_lock(&bg->mu);
+    bg->stop = 1;
+    pthread_cond_broadcast(&bg->cv);
+    pthread_mutex_unlock(&bg->mu);
+    pthread_join(bg->thread, NULL);
+    pthread_cond_destroy(&bg->cv);
+    pthread_mutex_destroy(&bg->mu);
+    free(bg);
+  }
   /* close() releases the flock; its errors cannot be acted on (and must
    * not be retried on EINTR: the descriptor is gone either way on Linux). */
   close(uf->fd);
@@ -362,9 +398,75 @@ static int ux_forget(cairn_file *f, const void *addr, uint64_t len) {
   return CAIRN_OK;
 }
 
+static void *bg_sync_main(void *arg) {
+  unix_file *uf = arg;
+  bg_syncer *bg = uf->bg;
+  pthread_mutex_lock(&bg->mu);
+  for (;;) {
+    while (!bg->requested && !bg->stop)
+      pthread_cond_wait(&bg->cv, &bg->mu);
+    if (bg->stop)
+      break;
+    bg->requested = 0;
+    bg->running = 1;
+    pthread_mutex_unlock(&bg->mu);
+    int e = 0;
+    while (full_sync(uf->fd) != 0 && (e = errno) == EINTR)
+      e = 0;
+    pthread_mutex_lock(&bg->mu);
+    bg->running = 0;
+    if (e && !bg->err)
+      bg->err = e;
+    pthread_cond_broadcast(&bg->cv);
+  }
+  pthread_mutex_unlock(&bg->mu);
+  return NULL;
+}
+
+/* Sync the file on a thread of its own and return at once: the disk writes
+ * while the caller goes on, and the ux_sync that must make the data
+ * durable waits only for what is left (measured: a checkpoint's 230 MB
+ * took a writer 0.2 s of fdatasync; sync_file_range blocked it half as
+ * long again in submitting the writes). */
+static int ux_start_sync(cairn_file *f) {
+  unix_file *uf = (unix_file *)f;
+  if (!uf)
+    return cairn__seterr(CAIRN_INVALID, "start_sync: NULL handle");
+  if (!uf->bg) {
+    bg_syncer *bg = calloc(1, sizeof *bg);
+    if (!bg)
+      return cairn__seterr(CAIRN_NOMEM, "start_sync %s: out of memory",
+                           uf->path);
+    if (pthread_mutex_init(&bg->mu, NULL) != 0) {
+      free(bg);
+      return cairn__seterr(CAIRN_NOMEM, "start_sync %s: no mutex", uf->path);
+    }
+    if (pthread_cond_init(&bg->cv, NULL) != 0) {
+      pthread_mutex_destroy(&bg->mu);
+      free(bg);
+      return cairn__seterr(CAIRN_NOMEM, "start_sync %s: no condition",
+                           uf->path);
+    }
+    uf->bg = bg;
+    int e = pthread_create(&bg->thread, NULL, bg_sync_main, uf);
+    if (e) {
+      uf->bg = NULL;
+      pthread_cond_destroy(&bg->cv);
+      pthread_mutex_destroy(&bg->mu);
+      free(bg);
+      return fail_path(e, "start a sync thread for", uf->path);
+    }
+  }
+  pthread_mutex_lock(&uf->bg->mu);
+  uf->bg->requested = 1;
+  pthread_cond_broadcast(&uf->bg->cv);
+  pthread_mutex_unlock(&uf->bg->mu);
+  return CAIRN_OK;
+}
+
 static const cairn_file_methods unix_methods = {
     ux_read, ux_write, ux_sync,  ux_size,  ux_truncate, ux_lock,
-    ux_map,  ux_unmap, ux_close, ux_punch, ux_forget,
+    ux_map,  ux_unmap, ux_close, ux_punch, ux_forget,   ux_start_sync,
 };
 
 static int ux_open(cairn_platform *p, const char *path, unsigned flags,
@@ -382,6 +484,7 @@ static int ux_open(cairn_platform *p, const char *path, unsigned flags,
   memcpy(uf->path, path, len + 1);
   uf->base.methods = &unix_methods;
   uf->lock = CAIRN_LOCK_NONE;
+  uf->bg = NULL;
 
   int oflags = O_CLOEXEC | ((flags & CAIRN_PF_RDONLY) ? O_RDONLY : O_RDWR);
   if (flags & CAIRN_PF_CREATE) {

@@ -232,7 +232,7 @@ static void slot_close(cairn_file *f) {
 
 static const cairn_file_methods slot_methods = {
     slot_read, slot_write, slot_sync,  slot_size, slot_truncate, slot_lock,
-    NULL,      NULL,       slot_close, NULL,      NULL,
+    NULL,      NULL,       slot_close, NULL,      NULL,          NULL,
 };
 
 static int bad_path(const char *op, const char *path) {

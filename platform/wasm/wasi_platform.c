@@ -463,10 +463,10 @@ static void wf_close(cairn_file *f) {
 }
 
 static const cairn_file_methods wasi_methods = {
-    wf_read,     wf_write, wf_sync, wf_size,
-    wf_truncate, wf_lock,  NULL, /* no map in WASI preview1: the pager uses its
-                                    page cache */
-    NULL,        wf_close, NULL,    NULL,
+    wf_read, wf_write, wf_sync, wf_size, wf_truncate,
+    wf_lock, NULL, /* no map in WASI preview1: the pager uses its
+                      page cache */
+    NULL,    wf_close, NULL,    NULL,    NULL,
 };
 
 /* ---- platform methods -------------------------------------------------- */
