@@ -17,8 +17,9 @@
  * seed of its bytes). Runs on the unix platform in a temp dir (mmap reads),
  * on unix with NOMMAP, and on the memory platform (cached mode with a small
  * page cache, so pages are evicted under the readers' feet). Lazy commits
- * with a 1 MiB checkpoint budget make dozens of lazy checkpoints (and their
- * background syncs on unix) happen under the readers.
+ * with a 1 MiB checkpoint budget and an automatic sync every 16 commits
+ * make dozens of lazy checkpoints and automatic syncs (in the background
+ * on unix) happen under the readers.
  * Single-threaded hosts (WASI, Emscripten without pthreads) run the same
  * checks with the reader steps interleaved between the writer's commits.
  */
@@ -403,7 +404,8 @@ static void run_config(const char *plat, const char *path, uint32_t flags,
   o.flags = CAIRN_OPEN_CREATE | flags;
   o.cache_pages = cache_pages;
   o.durability = CAIRN_DURABILITY_LAZY;
-  o.checkpoint_mib = 1; /* lazy checkpoints under the readers */
+  o.checkpoint_mib = 1;     /* lazy checkpoints under the readers */
+  o.lazy_sync_commits = 16; /* and automatic (background) syncs */
   ts_set_ctx("concurrency on %s (flags 0x%x, cache %zu, page %u)", plat,
              (unsigned)flags, cache_pages, psize);
   if (!TCHECK_OK(cairn_open(path, &o, &sh.db)))
@@ -486,6 +488,12 @@ static void run_config(const char *plat, const char *path, uint32_t flags,
   cairn_metrics met;
   TCHECK_OK(cairn_metrics_get(sh.db, &met));
   TCHECK(met.checkpoints >= 4); /* snapshots spanned lazy checkpoints */
+  /* An automatic sync counts nothing durable before it returns; an
+   * explicit one makes everything durable. */
+  cairn_db_stat ds;
+  TCHECK_OK(cairn_sync(sh.db));
+  if (TCHECK_OK(cairn_db_stat_get(sh.db, &ds)))
+    TCHECK(ds.durable_txn_id == ds.last_txn_id);
   TCHECK_OK(cairn_close(sh.db));
   printf("  %s (flags 0x%x, cache %zu, page %u): %d commits, %ld snapshots "
          "verified (%ld commits landed during them), %ld gets, %.1f s\n",
