@@ -337,6 +337,8 @@ int cairn_close(cairn_db *db) {
     if (!rc)
       freelist_punch(&db->fl, db->pg.file, db->pg.psize);
   }
+  warmer_free(db->warm); /* before the map goes */
+  pgvec_free(&db->warm_pages);
   deferred_free(&db->def);
   page_pool_free(&db->pool);
   overlay_unref(db->ov);

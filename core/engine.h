@@ -28,6 +28,7 @@
 #include "pgmap.h"
 #include "platform.h"
 #include "threads.h"
+#include "warm.h"
 
 #define CAIRN_FORMAT_VERSION 1u
 #define META_MAGIC "cairnDB" /* 8 bytes with the NUL */
@@ -493,6 +494,11 @@ struct cairn_db {
   int ckpt_unsynced;
   meta ckpt_meta;
   uint64_t log_ckpt_pos; /* writer: where the log stood at the checkpoint */
+  /* Mapped mode: the pages the running checkpoint wrote (writer), handed
+   * to the warmer when it is done. */
+  pgvec warm_pages;
+  int warm_skip; /* writer: out of memory recording them this time */
+  warmer *warm;
   wal wal;
   deferred def;
   page_pool pool;     /* writer-only: recycled dirty page buffers */

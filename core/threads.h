@@ -1,8 +1,8 @@
 /*
- * threads.h — the few synchronisation primitives the core needs: a mutex and
- * atomics. pthreads where the host has threads; no-ops on single-threaded
- * WebAssembly builds (WASI preview1, Emscripten without -pthread), where no
- * second thread can exist to race with.
+ * threads.h — the few synchronisation primitives the core needs: a mutex, a
+ * condition variable, a helper thread, and atomics. pthreads where the host has
+ * threads; no-ops on single-threaded WebAssembly builds (WASI preview1,
+ * Emscripten without -pthread), where no second thread can exist to race with.
  */
 #ifndef CAIRN_THREADS_H
 #define CAIRN_THREADS_H
@@ -32,6 +32,9 @@ static inline cairn_thread_id cairn_thread_self(void) { return 1; }
 static inline int cairn_thread_equal(cairn_thread_id a, cairn_thread_id b) {
   return a == b;
 }
+typedef struct {
+  int unused;
+} cairn_cond;
 #else
 #include <pthread.h>
 typedef struct {
@@ -56,6 +59,27 @@ static inline cairn_thread_id cairn_thread_self(void) { return pthread_self(); }
 static inline int cairn_thread_equal(cairn_thread_id a, cairn_thread_id b) {
   return pthread_equal(a, b);
 }
+typedef struct {
+  pthread_cond_t c;
+} cairn_cond;
+static inline int cairn_cond_init(cairn_cond *c) {
+  return pthread_cond_init(&c->c, 0);
+}
+static inline void cairn_cond_destroy(cairn_cond *c) {
+  pthread_cond_destroy(&c->c);
+}
+static inline void cairn_cond_wait(cairn_cond *c, cairn_mutex *m) {
+  pthread_cond_wait(&c->c, &m->m);
+}
+static inline void cairn_cond_broadcast(cairn_cond *c) {
+  pthread_cond_broadcast(&c->c);
+}
+/* A helper thread: 0 on success. */
+static inline int cairn_thread_start(cairn_thread_id *t, void *(*fn)(void *),
+                                     void *arg) {
+  return pthread_create(t, 0, fn, arg);
+}
+static inline void cairn_thread_join(cairn_thread_id t) { pthread_join(t, 0); }
 #endif
 
 #endif /* CAIRN_THREADS_H */

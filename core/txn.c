@@ -625,10 +625,17 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
     return rc;
   for (size_t k = 0; k < n; k++)
     pager_mark_written(pg, ds[k]->pgno);
+  cairn_db *db = txn->db;
+  if (txn->checkpoint && pg->mapped && !db->warm_skip)
+    for (size_t k = 0; k < n; k++)
+      if (ds[k]->npages == 1 && pgvec_push(&db->warm_pages, ds[k]->pgno)) {
+        pgvec_free(&db->warm_pages); /* only a hint */
+        db->warm_skip = 1;
+        break;
+      }
   /* Pages allocated at the end and freed again in this txn were never
    * written; the file must still hold every page the commit counts (a
    * mapped reader would fault past the end of the file). */
-  cairn_db *db = txn->db;
   uint64_t end = n ? ds[n - 1]->pgno + ds[n - 1]->npages : 0;
   if (end > db->file_pages)
     db->file_pages = end;
@@ -904,6 +911,8 @@ static int checkpoint(cairn_db *db, cairn_txn **snap_out, int lazy) {
   int rc = txn_begin_writer(db, &txn);
   if (rc)
     return rc;
+  db->warm_pages.len = 0; /* of a checkpoint that failed */
+  db->warm_skip = 0;
   if (db->ckpt_unsynced && !txn->failed) {
     /* Folding over a durable tree keeps at most two trees in the file:
      * the pages of the one before are free again from the next begin (a
@@ -1121,7 +1130,11 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     /* The tree this checkpoint replaced is no one's newest state: its
      * pages need not stay in this process's memory. */
     pgvec_sort(&txn->freed);
+    /* The warmer may still be mapping the replaced tree's pages. */
+    warmer_cancel(db->warm);
     pager_forget(&db->pg, &txn->freed);
+    warmer_submit(&db->warm, db->pg.map, db->pg.map_len, db->pg.psize,
+                  &db->warm_pages);
     if (!rc && txn->snap_out) /* still holding write_mu: no commit between */
       rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn->snap_out);
     cairn_mutex_lock(&db->meta_mu);
