@@ -320,14 +320,26 @@ static void test_readonly_and_nolog(void) {
   ts_state_free(&st);
 }
 
+/* A fresh database on the fault platform with a 1 MiB checkpoint budget
+ * (lazy: lazy commits, synced only by cairn_sync). */
+static cairn_db *open_small_budget(cairn_options *o, int lazy) {
+  fault_reset();
+  ts_options(o, "fault", 4096);
+  o->checkpoint_mib = 1;
+  if (lazy) {
+    o->durability = CAIRN_DURABILITY_LAZY;
+    o->lazy_sync_commits = 0;
+    o->lazy_sync_ms = 0;
+  }
+  cairn_db *db = NULL;
+  return CHECK_OK(cairn_open(DB, o, &db)) ? db : NULL;
+}
+
 static void test_snapshot_across_checkpoints(void) {
   ts_set_ctx("a snapshot across checkpoints");
-  fault_reset();
   cairn_options o;
-  ts_options(&o, "fault", 4096);
-  o.checkpoint_mib = 1;
-  cairn_db *db = NULL;
-  if (!CHECK_OK(cairn_open(DB, &o, &db)))
+  cairn_db *db = open_small_budget(&o, 0);
+  if (!db)
     return;
   ts_state st;
   ts_state_init(&st);
@@ -364,15 +376,9 @@ static void test_snapshot_across_checkpoints(void) {
 
 static void test_lazy_checkpoints(void) {
   ts_set_ctx("lazy checkpoints");
-  fault_reset();
   cairn_options o;
-  ts_options(&o, "fault", 4096);
-  o.checkpoint_mib = 1;
-  o.durability = CAIRN_DURABILITY_LAZY;
-  o.lazy_sync_commits = 0;
-  o.lazy_sync_ms = 0;
-  cairn_db *db = NULL;
-  if (!CHECK_OK(cairn_open(DB, &o, &db)))
+  cairn_db *db = open_small_budget(&o, 1);
+  if (!db)
     return;
   ts_state st;
   ts_state_init(&st);
