@@ -418,6 +418,23 @@ static int flt_sync(cairn_file *f) {
   return rc;
 }
 
+/* A background sync promises nothing, so the model is the worst case: it
+ * never completes before the crash. Not a boundary (no I/O is issued), so
+ * crash points stay where they were. Having it makes the engine take its
+ * background paths (lazy checkpoints, the automatic lazy sync) here, where
+ * power loss can be simulated. */
+static int flt_start_sync(cairn_file *f) {
+  fault_file *ff = (fault_file *)f;
+  if (!ff)
+    return cairn__seterr(CAIRN_INVALID, "fault start_sync: NULL handle");
+  int rc = CAIRN_OK;
+  cairn_mutex_lock(&mu);
+  if (ff->epoch != epoch)
+    rc = stale(ff);
+  cairn_mutex_unlock(&mu);
+  return rc;
+}
+
 static int flt_size(cairn_file *f, uint64_t *out) {
   fault_file *ff = (fault_file *)f;
   if (!ff || !out)
@@ -538,7 +555,7 @@ static void flt_close(cairn_file *f) {
 
 static const cairn_file_methods fault_methods = {
     flt_read, flt_write, flt_sync,  flt_size, flt_truncate, flt_lock,
-    NULL,     NULL,      flt_close, NULL,     NULL,         NULL,
+    NULL,     NULL,      flt_close, NULL,     NULL,         flt_start_sync,
 };
 
 /* ---- platform methods -------------------------------------------------- */

@@ -10,8 +10,10 @@
  * never synced with sync_dir vanish.
  *
  * Operations counted as boundaries: write, sync, truncate, rename,
- * sync_dir. Injection points are given as the 0-based index of such an
- * operation counted from the last fault_reset()/fault_clear_injection().
+ * sync_dir. start_sync (a background sync) is not one: it makes nothing
+ * durable, the worst case of a sync that had not finished at the crash.
+ * Injection points are given as the 0-based index of such an operation
+ * counted from the last fault_reset()/fault_clear_injection().
  */
 #ifndef CAIRN_FAULT_PLATFORM_H
 #define CAIRN_FAULT_PLATFORM_H
