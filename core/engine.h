@@ -495,9 +495,9 @@ struct cairn_db {
   meta ckpt_meta;
   uint64_t log_ckpt_pos; /* writer: where the log stood at the checkpoint */
   /* Mapped mode: the pages the running checkpoint wrote (writer), handed
-   * to the warmer when it is done. */
+   * to the warmer when it is done; a list cut short by a failed allocation
+   * is still a good hint. */
   pgvec warm_pages;
-  int warm_skip; /* writer: out of memory recording them this time */
   warmer *warm;
   wal wal;
   deferred def;

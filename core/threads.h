@@ -32,9 +32,6 @@ static inline cairn_thread_id cairn_thread_self(void) { return 1; }
 static inline int cairn_thread_equal(cairn_thread_id a, cairn_thread_id b) {
   return a == b;
 }
-typedef struct {
-  int unused;
-} cairn_cond;
 #else
 #include <pthread.h>
 typedef struct {
@@ -80,6 +77,44 @@ static inline int cairn_thread_start(cairn_thread_id *t, void *(*fn)(void *),
   return pthread_create(t, 0, fn, arg);
 }
 static inline void cairn_thread_join(cairn_thread_id t) { pthread_join(t, 0); }
+
+/* A helper thread and the mutex and condition variable it shares with its
+ * owner, made and released together. The thread's loop waits on cv under
+ * mu and exits when it finds stop set. */
+typedef struct {
+  cairn_mutex mu;
+  cairn_cond cv;
+  cairn_thread_id thread;
+  int stop; /* mu */
+} cairn_helper;
+/* 0 on success (fn(arg) runs on the thread); else an errno value, with
+ * nothing left to release. */
+static inline int cairn_helper_start(cairn_helper *h, void *(*fn)(void *),
+                                     void *arg) {
+  h->stop = 0;
+  int e = pthread_mutex_init(&h->mu.m, 0);
+  if (e)
+    return e;
+  if ((e = pthread_cond_init(&h->cv.c, 0)) != 0) {
+    pthread_mutex_destroy(&h->mu.m);
+    return e;
+  }
+  if ((e = cairn_thread_start(&h->thread, fn, arg)) != 0) {
+    pthread_cond_destroy(&h->cv.c);
+    pthread_mutex_destroy(&h->mu.m);
+  }
+  return e;
+}
+/* Set stop, wake the thread, wait for it to exit, release everything. */
+static inline void cairn_helper_stop(cairn_helper *h) {
+  cairn_mutex_lock(&h->mu);
+  h->stop = 1;
+  cairn_cond_broadcast(&h->cv);
+  cairn_mutex_unlock(&h->mu);
+  cairn_thread_join(h->thread);
+  cairn_cond_destroy(&h->cv);
+  cairn_mutex_destroy(&h->mu);
+}
 #endif
 
 #endif /* CAIRN_THREADS_H */

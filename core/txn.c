@@ -626,13 +626,10 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
   for (size_t k = 0; k < n; k++)
     pager_mark_written(pg, ds[k]->pgno);
   cairn_db *db = txn->db;
-  if (txn->checkpoint && pg->mapped && !db->warm_skip)
+  if (txn->checkpoint && pg->mapped)
     for (size_t k = 0; k < n; k++)
-      if (ds[k]->npages == 1 && pgvec_push(&db->warm_pages, ds[k]->pgno)) {
-        pgvec_free(&db->warm_pages); /* only a hint */
-        db->warm_skip = 1;
-        break;
-      }
+      if (ds[k]->npages == 1 && pgvec_push(&db->warm_pages, ds[k]->pgno))
+        break; /* only a hint */
   /* Pages allocated at the end and freed again in this txn were never
    * written; the file must still hold every page the commit counts (a
    * mapped reader would fault past the end of the file). */
@@ -912,7 +909,6 @@ static int checkpoint(cairn_db *db, cairn_txn **snap_out, int lazy) {
   if (rc)
     return rc;
   db->warm_pages.len = 0; /* of a checkpoint that failed */
-  db->warm_skip = 0;
   if (db->ckpt_unsynced && !txn->failed) {
     /* Folding over a durable tree keeps at most two trees in the file:
      * the pages of the one before are free again from the next begin (a

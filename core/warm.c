@@ -30,13 +30,10 @@ void warmer_free(warmer *w) { (void)w; }
 #define WARM_CHECK 64 /* pages between looks at the generation */
 
 struct warmer {
-  cairn_mutex mu;
-  cairn_cond cv;
-  cairn_thread_id thread;
+  cairn_helper h;
   _Atomic uint64_t gen; /* bumped by every submit and cancel */
-  int busy;             /* mu: the helper is reading pages */
-  int stop;             /* mu: the helper exits */
-  /* mu: the job waiting to be picked up (job_gen == gen) */
+  int busy;             /* h.mu: the helper is reading pages */
+  /* h.mu: the job waiting to be picked up (job_gen == gen) */
   pgvec job;
   uint64_t job_gen;
   const uint8_t *map;
@@ -60,11 +57,11 @@ static void touch(warmer *w, const pgvec *pages, const uint8_t *map,
 
 static void *warm_main(void *arg) {
   warmer *w = arg;
-  cairn_mutex_lock(&w->mu);
+  cairn_mutex_lock(&w->h.mu);
   for (;;) {
-    while (!w->stop && (!w->job.len || w->job_gen != w->gen))
-      cairn_cond_wait(&w->cv, &w->mu);
-    if (w->stop)
+    while (!w->h.stop && (!w->job.len || w->job_gen != w->gen))
+      cairn_cond_wait(&w->h.cv, &w->h.mu);
+    if (w->h.stop)
       break;
     pgvec job = w->job;
     w->job = (pgvec){0};
@@ -73,45 +70,32 @@ static void *warm_main(void *arg) {
     uint64_t map_len = w->map_len;
     uint32_t psize = w->psize;
     w->busy = 1;
-    cairn_mutex_unlock(&w->mu);
+    cairn_mutex_unlock(&w->h.mu);
     touch(w, &job, map, map_len, psize, gen);
     pgvec_free(&job);
-    cairn_mutex_lock(&w->mu);
+    cairn_mutex_lock(&w->h.mu);
     w->busy = 0;
-    cairn_cond_broadcast(&w->cv);
+    cairn_cond_broadcast(&w->h.cv);
   }
-  cairn_mutex_unlock(&w->mu);
+  cairn_mutex_unlock(&w->h.mu);
   return NULL;
 }
 
 static warmer *warmer_new(void) {
   warmer *w = calloc(1, sizeof *w);
-  if (!w)
-    return NULL;
-  if (cairn_mutex_init(&w->mu)) {
-    free(w);
-    return NULL;
-  }
-  if (cairn_cond_init(&w->cv)) {
-    cairn_mutex_destroy(&w->mu);
-    free(w);
-    return NULL;
-  }
-  if (cairn_thread_start(&w->thread, warm_main, w)) {
-    cairn_cond_destroy(&w->cv);
-    cairn_mutex_destroy(&w->mu);
+  if (w && cairn_helper_start(&w->h, warm_main, w)) {
     free(w);
     return NULL;
   }
   return w;
 }
 
-/* Under mu: end the current job and drop a waiting one. */
+/* Under h.mu: end the current job and drop a waiting one. */
 static void cancel_locked(warmer *w) {
   atomic_fetch_add_explicit(&w->gen, 1, memory_order_release);
   pgvec_free(&w->job);
   while (w->busy)
-    cairn_cond_wait(&w->cv, &w->mu);
+    cairn_cond_wait(&w->h.cv, &w->h.mu);
 }
 
 void warmer_submit(warmer **wp, const uint8_t *map, uint64_t map_len,
@@ -123,7 +107,7 @@ void warmer_submit(warmer **wp, const uint8_t *map, uint64_t map_len,
     pgvec_free(pages);
     return;
   }
-  cairn_mutex_lock(&w->mu);
+  cairn_mutex_lock(&w->h.mu);
   cancel_locked(w);
   w->job = *pages;
   *pages = (pgvec){0};
@@ -131,29 +115,23 @@ void warmer_submit(warmer **wp, const uint8_t *map, uint64_t map_len,
   w->map = map;
   w->map_len = map_len;
   w->psize = psize;
-  cairn_cond_broadcast(&w->cv);
-  cairn_mutex_unlock(&w->mu);
+  cairn_cond_broadcast(&w->h.cv);
+  cairn_mutex_unlock(&w->h.mu);
 }
 
 void warmer_cancel(warmer *w) {
   if (!w)
     return;
-  cairn_mutex_lock(&w->mu);
+  cairn_mutex_lock(&w->h.mu);
   cancel_locked(w);
-  cairn_mutex_unlock(&w->mu);
+  cairn_mutex_unlock(&w->h.mu);
 }
 
 void warmer_free(warmer *w) {
   if (!w)
     return;
-  cairn_mutex_lock(&w->mu);
-  cancel_locked(w);
-  w->stop = 1;
-  cairn_cond_broadcast(&w->cv);
-  cairn_mutex_unlock(&w->mu);
-  cairn_thread_join(w->thread);
-  cairn_cond_destroy(&w->cv);
-  cairn_mutex_destroy(&w->mu);
+  warmer_cancel(w);
+  cairn_helper_stop(&w->h);
   free(w);
 }
 

@@ -31,7 +31,6 @@
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
 
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -45,6 +44,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "threads.h"
 
 #if defined(__linux__) && defined(__GLIBC__) &&                                \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 28))
@@ -70,11 +70,9 @@
  * later ux_sync of the file: the kernel reports a writeback error to one
  * fdatasync per open file only, and it may have been the syncer's. */
 typedef struct bg_syncer {
-  pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int requested, running, stop;
-  int err; /* errno of a failed background sync, 0 if none */
+  cairn_helper h;
+  int requested, running; /* h.mu */
+  int err; /* h.mu: errno of a failed background sync, 0 if none */
 } bg_syncer;
 
 typedef struct unix_file {
@@ -219,12 +217,12 @@ static int ux_sync(cairn_file *f) {
     return cairn__seterr(CAIRN_INVALID, "sync: NULL handle");
   if (uf->bg) { /* a queued background sync is covered by this one */
     bg_syncer *bg = uf->bg;
-    pthread_mutex_lock(&bg->mu);
+    cairn_mutex_lock(&bg->h.mu);
     bg->requested = 0;
     while (bg->running)
-      pthread_cond_wait(&bg->cv, &bg->mu);
+      cairn_cond_wait(&bg->h.cv, &bg->h.mu);
     int e = bg->err;
-    pthread_mutex_unlock(&bg->mu);
+    cairn_mutex_unlock(&bg->h.mu);
     if (e)
       return fail_path(e, SYNC_CALL, uf->path);
   }
@@ -341,16 +339,9 @@ static void ux_close(cairn_file *f) {
   unix_file *uf = (unix_file *)f;
   if (!uf)
     return;
-  if (uf->bg) {
-    bg_syncer *bg = uf->bg;
-    pthread_mutex_lock(&bg->mu);
-    bg->stop = 1;
-    pthread_cond_broadcast(&bg->cv);
-    pthread_mutex_unlock(&bg->mu);
-    pthread_join(bg->thread, NULL);
-    pthread_cond_destroy(&bg->cv);
-    pthread_mutex_destroy(&bg->mu);
-    free(bg);
+  if (uf->bg) { /* waits for a sync it is running */
+    cairn_helper_stop(&uf->bg->h);
+    free(uf->bg);
   }
   /* close() releases the flock; its errors cannot be acted on (and must
    * not be retried on EINTR: the descriptor is gone either way on Linux). */
@@ -401,25 +392,25 @@ static int ux_forget(cairn_file *f, const void *addr, uint64_t len) {
 static void *bg_sync_main(void *arg) {
   unix_file *uf = arg;
   bg_syncer *bg = uf->bg;
-  pthread_mutex_lock(&bg->mu);
+  cairn_mutex_lock(&bg->h.mu);
   for (;;) {
-    while (!bg->requested && !bg->stop)
-      pthread_cond_wait(&bg->cv, &bg->mu);
-    if (bg->stop)
+    while (!bg->requested && !bg->h.stop)
+      cairn_cond_wait(&bg->h.cv, &bg->h.mu);
+    if (bg->h.stop)
       break;
     bg->requested = 0;
     bg->running = 1;
-    pthread_mutex_unlock(&bg->mu);
+    cairn_mutex_unlock(&bg->h.mu);
     int e = 0;
     while (full_sync(uf->fd) != 0 && (e = errno) == EINTR)
       e = 0;
-    pthread_mutex_lock(&bg->mu);
+    cairn_mutex_lock(&bg->h.mu);
     bg->running = 0;
     if (e && !bg->err)
       bg->err = e;
-    pthread_cond_broadcast(&bg->cv);
+    cairn_cond_broadcast(&bg->h.cv);
   }
-  pthread_mutex_unlock(&bg->mu);
+  cairn_mutex_unlock(&bg->h.mu);
   return NULL;
 }
 
@@ -437,30 +428,19 @@ static int ux_start_sync(cairn_file *f) {
     if (!bg)
       return cairn__seterr(CAIRN_NOMEM, "start_sync %s: out of memory",
                            uf->path);
-    if (pthread_mutex_init(&bg->mu, NULL) != 0) {
-      free(bg);
-      return cairn__seterr(CAIRN_NOMEM, "start_sync %s: no mutex", uf->path);
-    }
-    if (pthread_cond_init(&bg->cv, NULL) != 0) {
-      pthread_mutex_destroy(&bg->mu);
-      free(bg);
-      return cairn__seterr(CAIRN_NOMEM, "start_sync %s: no condition",
-                           uf->path);
-    }
-    uf->bg = bg;
-    int e = pthread_create(&bg->thread, NULL, bg_sync_main, uf);
+    uf->bg = bg; /* the thread finds it there */
+    int e = cairn_helper_start(&bg->h, bg_sync_main, uf);
     if (e) {
       uf->bg = NULL;
-      pthread_cond_destroy(&bg->cv);
-      pthread_mutex_destroy(&bg->mu);
       free(bg);
       return fail_path(e, "start a sync thread for", uf->path);
     }
   }
-  pthread_mutex_lock(&uf->bg->mu);
-  uf->bg->requested = 1;
-  pthread_cond_broadcast(&uf->bg->cv);
-  pthread_mutex_unlock(&uf->bg->mu);
+  bg_syncer *bg = uf->bg;
+  cairn_mutex_lock(&bg->h.mu);
+  bg->requested = 1;
+  cairn_cond_broadcast(&bg->h.cv);
+  cairn_mutex_unlock(&bg->h.mu);
   return CAIRN_OK;
 }
 
