@@ -23,6 +23,7 @@
 
 #define OV_MAX_HEIGHT 16
 #define OV_ABORTED UINT64_MAX
+#define OV_GREATEST_CFS 16
 
 typedef struct ov_version {
   _Atomic uint64_t txnid;
@@ -93,6 +94,22 @@ typedef struct overlay {
   ov_node **pending;
   size_t npending, cappending;
   _Atomic int index_partial; /* out of memory once: misses prove nothing */
+  /* A Bloom filter of every node's key, sized with the index (NULL for a
+   * first overlay or without memory): most lookups are of keys the
+   * overlay lacks (a block's puts over a large tree, readers' gets), and
+   * the filter answers those from a table a tenth of the index's size,
+   * without the index probe's likely cache miss. Bits are set before a
+   * node is published and never cleared. */
+  _Atomic uint64_t *filter;
+  uint64_t filter_lines; /* of 8 words; a power of two */
+  /* Writer: for each cf below OV_GREATEST_CFS, its node with the greatest
+   * key (linked or pending), NULL while it has none. A key beyond it is
+   * new without an index probe, a likely cache miss: appends by height
+   * skip it. */
+  ov_node *greatest[OV_GREATEST_CFS];
+  /* Writer: the last node of the list (NULL: empty). A batch of pending
+   * nodes all beyond it links at the end (see overlay_link_pending). */
+  ov_node *tail;
 } overlay;
 
 /* expect_nodes: how many nodes to size the exact-match index for (the last
@@ -105,6 +122,10 @@ void overlay_unref(overlay *ov);
 /* Writer: the node for (cf, key), or NULL. */
 ov_node *overlay_find(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen);
+/* Any thread: 0 if (cf, key) is surely not in the overlay (the filter
+ * says so); 1 if it may be. */
+int overlay_may_hold(const overlay *ov, uint32_t cf, const uint8_t *key,
+                     size_t klen);
 /* Writer: the node for (cf, key), created if missing (one search). */
 ov_node *overlay_node(overlay *ov, uint32_t cf, const uint8_t *key,
                       size_t klen);

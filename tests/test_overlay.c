@@ -21,6 +21,9 @@
  *     reader holds the old tree, so rewriting everything checkpoint after
  *     checkpoint does not grow the file; a reader of the old tree pins
  *     them until it ends;
+ *   - appends (keys beyond their cf's greatest) skip the index and link at
+ *     the tail, rewrites of present keys still find their node, and the
+ *     Bloom filter in front of the index answers most absent keys;
  *   - the skip list itself: after new nodes join in groups (searched
  *     interleaved, then linked in key order), every level is the level
  *     below filtered by height, in order, with the writer's copies of the
@@ -601,7 +604,80 @@ static void test_grouped_linking(void) {
   overlay_unref(ov);
 }
 
+/* An 8-byte big-endian height: appends sort after everything before. */
+static void height_key(uint8_t key[8], uint64_t h) {
+  for (int b = 0; b < 8; b++)
+    key[b] = (uint8_t)(h >> (56 - 8 * b));
+}
+
+/* Appends skip the index probe (a key beyond its cf's greatest is new) and
+ * link at the tail; the Bloom filter answers most absent keys. Batches of
+ * appends in three cfs (one beyond the per-cf shortcut) interleave with
+ * rewrites of present keys (which must find their node, not make a second
+ * one) and with keys below the greatest (not appends). */
+static void test_appends_and_filter(void) {
+  ts_set_ctx("appends, the greatest key per cf, and the filter");
+  enum { BATCHES = 40, PER = 300 };
+  static const uint32_t cfs[] = {0, 5, OV_GREATEST_CFS + 1};
+  overlay *ov = overlay_new(BATCHES * PER * 3);
+  if (!CHECK(ov != NULL) || !CHECK(ov->filter != NULL))
+    return;
+  static ov_node *made[3][BATCHES * PER];
+  uint64_t nodes = 0;
+  for (int b = 0; b < BATCHES; b++) {
+    for (int i = 0; i < PER; i++)
+      for (int c = 0; c < 3; c++) {
+        uint8_t key[8];
+        uint64_t h = 2 * (uint64_t)(b * PER + i) + 2; /* even heights */
+        height_key(key, h);
+        ov_node *n = overlay_node_unlinked(ov, cfs[c], key, sizeof key);
+        if (!CHECK(n != NULL) || !CHECK(overlay_add(ov, n, 1, key, 8, 0)))
+          return;
+        made[c][b * PER + i] = n;
+        nodes++;
+        if (i % 50 == 7) { /* the same key again within the batch */
+          CHECK(overlay_node_unlinked(ov, cfs[c], key, sizeof key) == n);
+          /* and one from an earlier batch */
+          uint64_t old = rnd() % (uint64_t)(b * PER + i + 1);
+          height_key(key, 2 * old + 2);
+          CHECK(overlay_node_unlinked(ov, cfs[c], key, sizeof key) ==
+                made[c][old]);
+        }
+      }
+    if (b % 4 == 3) /* odd heights below the greatest: not appends */
+      for (int i = 0; i < 20; i++) {
+        uint8_t key[8];
+        height_key(key, 2 * (rnd() % (uint64_t)(b * PER)) + 1);
+        uint64_t before = ov->nodes;
+        ov_node *n = overlay_node_unlinked(ov, cfs[i % 3], key, sizeof key);
+        if (!CHECK(n != NULL) || !CHECK(overlay_add(ov, n, 1, key, 8, 0)))
+          return;
+        nodes += ov->nodes - before;
+      }
+    overlay_link_pending(ov);
+    if (!CHECK(list_well_formed(ov, nodes)))
+      break;
+  }
+  CHECK(ov->nodes == nodes);
+  uint64_t maybe = 0, absent = 0;
+  for (int c = 0; c < 3; c++)
+    for (uint64_t i = 0; i < BATCHES * PER; i++) {
+      uint8_t key[8];
+      height_key(key, 2 * i + 2);
+      CHECK(overlay_find(ov, cfs[c], key, sizeof key) == made[c][i]);
+      CHECK(overlay_may_hold(ov, cfs[c], key, sizeof key));
+      height_key(key, 2 * i + 2 + 2 * BATCHES * PER); /* beyond: absent */
+      CHECK(overlay_find(ov, cfs[c], key, sizeof key) == NULL);
+      maybe += (uint64_t)overlay_may_hold(ov, cfs[c], key, sizeof key);
+      absent++;
+    }
+  /* 8 to 16 bits a key: about 1% pass; a filter that never says no fails */
+  CHECK(maybe * 20 < absent);
+  overlay_unref(ov);
+}
+
 int main(void) {
+  test_appends_and_filter();
   test_grouped_linking();
   test_index_sizing();
   test_merge();
