@@ -250,6 +250,30 @@ int tree_seek(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
   return CAIRN_NOTFOUND;
 }
 
+int btree_last_key(cairn_txn *txn, cf_state *t, const uint8_t **key,
+                   size_t *klen) {
+  int rc = check_depth(t);
+  if (rc)
+    return rc;
+  uint64_t pg = t->root;
+  for (int l = 0; pg && l < (int)t->depth; l++) {
+    const uint8_t *p;
+    if ((rc = txn_page(txn, pg, level_type(t->depth, l), &p)) != CAIRN_OK)
+      return rc;
+    uint32_t n = pg_count(p);
+    if (!n)
+      break;
+    if (l + 1 == (int)t->depth) {
+      const uint8_t *e = leaf_entry(p, n - 1);
+      *key = leaf_key(e);
+      *klen = leaf_klen(e);
+      return CAIRN_OK;
+    }
+    pg = branch_child(branch_entry(p, n - 1));
+  }
+  return CAIRN_NOTFOUND;
+}
+
 int btree_get(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
               cairn_slice *val) {
   int rc = check_depth(t);

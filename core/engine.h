@@ -196,9 +196,15 @@ typedef struct wal {
   int unsynced;          /* records written since the last sync */
   uint64_t last_txnid;   /* of the newest record appended */
   uint64_t synced_txnid; /* newest record a sync made durable */
+  int header_due;        /* wal_reset_later: header goes with the next record */
+  uint8_t db_id[16];     /* for that header */
 } wal;
 
 int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base);
+/* The same, for a log that holds no record: the new header is written with
+ * the next record (one sync covers both; until then the old header, with
+ * no record after it, replays nothing). */
+void wal_reset_later(wal *w, const uint8_t db_id[16], uint64_t base);
 /* rec holds WAL_REC_HDR bytes of room, then body bytes of ops. */
 int wal_append(wal *w, uint64_t txnid, uint8_t *rec, size_t body);
 int wal_sync(wal *w);
@@ -220,6 +226,16 @@ typedef struct cf_state {
 } cf_state;
 
 /* ---- transactions ------------------------------------------------------ */
+
+/* A cf's greatest key in the checkpointed tree (copied), looked up once
+ * per write txn. */
+#define TXN_EDGES 4
+typedef struct tree_edge {
+  uint32_t cf;
+  int empty; /* the tree holds nothing: every key is beyond */
+  size_t klen;
+  uint8_t *key;
+} tree_edge;
 
 struct cairn_txn {
   cairn_db *db;
@@ -252,6 +268,11 @@ struct cairn_txn {
   ov_version **ov_written; /* versions this txn added (hidden on abort) */
   size_t nov_written, capov_written;
   size_t loglen, logcap;
+  /* Log mode: what folding this txn's writes into the trees at its commit
+   * would write (view.c), and each cf's last tree key it compared with. */
+  uint64_t fold_bytes;
+  tree_edge edges[TXN_EDGES];
+  size_t nedges;
   int checkpoint;       /* internal txn writing the deferred pages */
   cairn_txn **snap_out; /* checkpoint: begin a read txn before unlocking */
   cairn_txn *next_live; /* db's list of live txns */
@@ -351,6 +372,10 @@ int freelist_persist(cairn_txn *txn);
 
 /* ---- trees ------------------------------------------------------------- */
 
+/* The greatest key in t (pointing into a page the txn holds), or
+ * CAIRN_NOTFOUND for an empty tree. */
+int btree_last_key(cairn_txn *txn, cf_state *t, const uint8_t **key,
+                   size_t *klen);
 int btree_get(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,
               cairn_slice *val);
 int btree_put(cairn_txn *txn, cf_state *t, const uint8_t *key, size_t klen,

@@ -114,6 +114,7 @@ int cairn_metrics_get(cairn_db *db, cairn_metrics *out) {
   out->cache_evictions = GET(cache_evictions);
   out->checkpoints = GET(checkpoints);
   out->bytes_logged = GET(bytes_logged);
+  out->commits_folded = GET(commits_folded);
   summarize(&m->get, &out->get);
   summarize(&m->put, &out->put);
   summarize(&m->commit, &out->commit);

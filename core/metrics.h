@@ -25,7 +25,7 @@ typedef struct metrics {
   _Atomic uint64_t last_commit_pages, last_commit_bytes;
   _Atomic uint64_t pages_allocated_new, pages_reused, pages_freed;
   _Atomic uint64_t cache_hits, cache_misses, cache_evictions;
-  _Atomic uint64_t checkpoints, bytes_logged;
+  _Atomic uint64_t checkpoints, bytes_logged, commits_folded;
   histo get, put, commit, sync;
 } metrics;
 

@@ -521,6 +521,8 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
     free(txn->log);
   }
   free(txn->ov_written);
+  for (size_t i = 0; i < txn->nedges; i++)
+    free(txn->edges[i].key);
   if (txn->rdonly)
     overlay_unref(txn->ov);
   cairn_mutex_lock(&db->meta_mu);
@@ -979,6 +981,25 @@ int cairn_commit(cairn_txn *txn) {
   return cairn_commit_ex(txn, CAIRN_DURABILITY_DEFAULT);
 }
 
+/* A durable commit this big folds itself into the tree instead of being
+ * logged, when folding writes at most half as much again as logging would
+ * (appends: their entries land in fresh pages at the trees' right edges;
+ * a few other writes may come with them). Logged, every byte is written
+ * twice — to the log now, to the tree by the next checkpoint; folded,
+ * once, for one more sync (the meta page's). */
+#define FOLD_AT_COMMIT_BYTES (128u << 10)
+
+/* Only over an empty log, which leaves nothing in the overlay but this
+ * txn's writes (and aborted ones): the fold is then exactly this commit,
+ * and the log needs no record of it. */
+static int folds_itself(const cairn_txn *txn) {
+  const cairn_db *db = txn->db;
+  return !db->replaying && !db->poisoned && db->ov && db->wal.pos == WAL_HDR &&
+         !db->ckpt_unsynced && !db->def.bytes &&
+         txn->loglen >= FOLD_AT_COMMIT_BYTES &&
+         txn->fold_bytes <= txn->loglen + txn->loglen / 2;
+}
+
 int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   if (!txn)
     return cairn__seterr(CAIRN_INVALID, "cairn_commit: txn is NULL");
@@ -1016,6 +1037,11 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
              (durability == CAIRN_DURABILITY_DEFAULT &&
               db->opts.durability != CAIRN_DURABILITY_LAZY);
   int logged = db->wal_on && !txn->checkpoint;
+  int self_fold = logged && sync && folds_itself(txn);
+  if (self_fold) { /* a commit that is also a checkpoint (its own txn id) */
+    txn->checkpoint = 1;
+    logged = 0;
+  }
   overlay *fresh = NULL; /* a checkpoint's empty overlay for what follows */
   int rc = CAIRN_OK;
   if (txn->checkpoint && db->ov) {
@@ -1107,7 +1133,9 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     cairn_mutex_unlock(&db->meta_mu);
     deferred_retire_written(&db->def, written, readers, txn->snap.txnid);
     int wrc = CAIRN_OK;
-    if (sync) {
+    if (self_fold) { /* the log held no record: its header can wait */
+      wal_reset_later(&db->wal, txn->snap.db_id, txn->snap.txnid);
+    } else if (sync) {
       db->ckpt_unsynced = 0; /* this meta page supersedes a lazy one's */
       wrc = wal_reset(&db->wal, txn->snap.db_id, txn->snap.txnid);
     } else {
@@ -1126,11 +1154,17 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     /* The tree this checkpoint replaced is no one's newest state: its
      * pages need not stay in this process's memory. */
     pgvec_sort(&txn->freed);
-    /* The warmer may still be mapping the replaced tree's pages. */
-    warmer_cancel(db->warm);
-    pager_forget(&db->pg, &txn->freed);
-    warmer_submit(&db->warm, db->pg.map, db->pg.map_len, db->pg.psize,
-                  &db->warm_pages);
+    if (!self_fold) {
+      /* (A commit that folded itself replaced a few pages at the trees'
+       * edges and wrote pages it has just had in hand: neither the
+       * madvise with its TLB flushes nor the warmer pays there.) The
+       * warmer may still be mapping the replaced tree's pages. */
+      warmer_cancel(db->warm);
+      pager_forget(&db->pg, &txn->freed);
+      warmer_submit(&db->warm, db->pg.map, db->pg.map_len, db->pg.psize,
+                    &db->warm_pages);
+    }
+    db->warm_pages.len = 0;
     if (!rc && txn->snap_out) /* still holding write_mu: no commit between */
       rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn->snap_out);
     cairn_mutex_lock(&db->meta_mu);
@@ -1187,7 +1221,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   /* After a lazy commit the checkpoint is lazy too, while the log it
    * keeps is short enough to replay. */
   int lazy_ckpt = !sync && db->wal.pos < LOG_BUDGETS * budget;
-  int is_checkpoint = txn->checkpoint;
+  int is_checkpoint = txn->checkpoint && !self_fold;
+  METRIC_ADD(&db->metrics, commits_folded, self_fold ? 1 : 0);
   txn_free_all(txn, !logged && !db->pg.mapped);
   metrics *m = &db->metrics;
   if (!is_checkpoint) {

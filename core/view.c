@@ -62,6 +62,52 @@ static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, int *out) {
   return CAIRN_OK;
 }
 
+/* s's greatest tree key, looked up once per txn; NULL when the txn
+ * tracks too many cfs to remember it (or has no memory for it). */
+static const tree_edge *tree_edge_of(cairn_txn *txn, cf_state *s) {
+  for (size_t i = 0; i < txn->nedges; i++)
+    if (txn->edges[i].cf == s->id)
+      return &txn->edges[i];
+  if (txn->nedges == TXN_EDGES)
+    return NULL;
+  const uint8_t *k = NULL;
+  size_t klen = 0;
+  int rc = btree_last_key(txn, s, &k, &klen);
+  if (rc && rc != CAIRN_NOTFOUND) {
+    cairn__clearerr(); /* only an estimate: the commit will see the error */
+    return NULL;
+  }
+  tree_edge *e = &txn->edges[txn->nedges];
+  e->cf = s->id;
+  e->empty = rc == CAIRN_NOTFOUND;
+  e->klen = klen;
+  e->key = NULL;
+  if (klen && !(e->key = malloc(klen)))
+    return NULL;
+  if (klen)
+    memcpy(e->key, k, klen);
+  txn->nedges++;
+  return e;
+}
+
+/* What folding this write into the tree would write, in bytes: a key
+ * beyond the tree's greatest lands in fresh pages at its right edge (its
+ * entry's bytes); any other write rewrites a leaf (a page). */
+static uint64_t fold_cost(cairn_txn *txn, cf_state *s, const uint8_t *key,
+                          size_t klen, size_t vlen, int tomb) {
+  uint64_t page = txn->db->pg.psize;
+  const tree_edge *e = tomb ? NULL : tree_edge_of(txn, s);
+  if (!e)
+    return page;
+  if (!e->empty) {
+    size_t m = klen < e->klen ? klen : e->klen;
+    int c = m ? memcmp(key, e->key, m) : 0;
+    if (c < 0 || (c == 0 && klen <= e->klen))
+      return page;
+  }
+  return klen + vlen + LEAF_ENTRY_HDR + 2;
+}
+
 int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
                const uint8_t *val, size_t vlen, int tomb, int noover) {
   overlay *ov = txn->ov;
@@ -89,6 +135,8 @@ int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
     return txn_fail(
         txn, cairn__seterr(CAIRN_NOMEM, "out of memory for the overlay"));
   txn->ov_written[txn->nov_written++] = v;
+  if (!txn->db->replaying)
+    txn->fold_bytes += fold_cost(txn, s, key, klen, vlen, tomb);
   return CAIRN_OK;
 }
 

@@ -13,7 +13,9 @@
  *           u32 value length | value
  * Invariant: the records after the header carry consecutive txn ids and the
  * header's salt; a synced checkpoint writes a new header (new salt, base =
- * the checkpoint's txn) before any record that follows it. A lazy one keeps
+ * the checkpoint's txn) before any record that follows it — at once, or
+ * (after a commit that folded itself, which leaves no record behind) with
+ * the next record, under the same sync. A lazy one keeps
  * the log as it is: its meta page is not durable yet, so the records it
  * folded are still the ones a crash replays. Recovery replays the
  * records newer than the database's meta page, in order, and stops at the
@@ -37,7 +39,8 @@ static uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base) {
+/* Write a new header (new salt) for records following base. */
+static int write_header(wal *w, const uint8_t db_id[16], uint64_t base) {
   uint8_t h[WAL_HDR];
   memset(h, 0, sizeof h);
   memcpy(h, WAL_MAGIC, 8);
@@ -49,11 +52,19 @@ int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base) {
   st32(h + 60, cairn_crc32c(0, h, 60));
   cairn_file *f = w->file;
   int rc = f->methods->write(f, h, sizeof h, 0);
-  if (!rc)
-    rc = f->methods->sync(f);
   if (rc)
     return rc;
   w->salt = salt;
+  w->header_due = 0;
+  return CAIRN_OK;
+}
+
+int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base) {
+  int rc = write_header(w, db_id, base);
+  if (!rc)
+    rc = w->file->methods->sync(w->file);
+  if (rc)
+    return rc;
   w->base = base;
   w->pos = WAL_HDR;
   w->unsynced = 0;
@@ -61,7 +72,24 @@ int wal_reset(wal *w, const uint8_t db_id[16], uint64_t base) {
   return CAIRN_OK;
 }
 
+void wal_reset_later(wal *w, const uint8_t db_id[16], uint64_t base) {
+  memcpy(w->db_id, db_id, 16);
+  w->header_due = 1;
+  w->base = base;
+  w->pos = WAL_HDR;
+  w->unsynced = 0;
+  w->last_txnid = w->synced_txnid = base;
+}
+
 int wal_append(wal *w, uint64_t txnid, uint8_t *rec, size_t body) {
+  /* A header written late shares the record's sync: torn, either one
+   * leaves a log that replays nothing (a record with the new salt after
+   * the old header is foreign), and the record had not been acknowledged. */
+  if (w->header_due) {
+    int rc = write_header(w, w->db_id, w->base);
+    if (rc)
+      return rc;
+  }
   st32(rec + 4, (uint32_t)body);
   st64(rec + 8, txnid);
   st64(rec + 16, w->salt);

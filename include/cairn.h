@@ -286,6 +286,9 @@ typedef struct cairn_metrics {
   uint64_t cache_hits, cache_misses, cache_evictions; /* cached mode only */
   uint64_t checkpoints;  /* overlay folded into the tree + meta (log mode) */
   uint64_t bytes_logged; /* write-ahead log records appended */
+  /* durable commits of appends that folded themselves into the tree
+   * instead of being logged (log mode; each is a checkpoint too) */
+  uint64_t commits_folded;
   cairn_latency get, put, commit, sync;
 } cairn_metrics;
 

@@ -70,6 +70,7 @@ typedef struct workload {
   uint64_t *sig;     /* 0..n: signature of the state after commit j */
   ts_state *states;  /* 0..n */
   uint32_t ckpt_mib; /* options.checkpoint_mib (0: the default) */
+  int appends;       /* two commits in three append big values */
 } workload;
 
 /* Signature of a state: content hash plus the set of cf names. */
@@ -101,6 +102,7 @@ static void gen_workload(workload *w, uint64_t seed, int keyspace, int maxops) {
   ts_state st;
   ts_rng_seed(&r, seed);
   ts_state_init(&st);
+  int next_append = 0;
   w->c = calloc((size_t)w->n + 1, sizeof *w->c);
   w->sig = calloc((size_t)w->n + 1, sizeof *w->sig);
   w->states = calloc((size_t)w->n + 1, sizeof *w->states);
@@ -124,6 +126,19 @@ static void gen_workload(workload *w, uint64_t seed, int keyspace, int maxops) {
       aux = 0;
     }
     int nops = 1 + (int)ts_below(&r, (uint64_t)maxops);
+    if (w->appends && j % 3) { /* keys beyond all before, ~0.5 MB a commit */
+      for (int i = 0; i < maxops; i++) {
+        wop *o = &c->ops[c->nops++];
+        o->kind = OP_PUT;
+        o->cf = (uint8_t)(aux && ts_chance(&r, 1, 3));
+        o->klen = (uint8_t)snprintf((char *)o->key, sizeof o->key, "z%07d",
+                                    next_append++);
+        o->vlen = w->psize / 2 + (uint32_t)ts_below(&r, 3 * w->psize);
+        o->vseed = ts_next(&r);
+        apply(&st, o);
+      }
+      nops = 0;
+    }
     for (int i = 0; i < nops; i++) {
       wop *o = &c->ops[c->nops];
       o->cf = (uint8_t)(aux && ts_chance(&r, 1, 3));
@@ -174,6 +189,7 @@ typedef struct progress {
   int fail_rc;   /* the first error (0 if none) */
   const char *fail_where;
   char fail_msg[256];
+  uint64_t folded; /* commits that folded themselves (metrics) */
 } progress;
 
 /* Extra open flags for every workload: CAIRN_OPEN_NOLOG runs the plain
@@ -269,6 +285,9 @@ static void run_workload(const workload *w, progress *p) {
       p->acked = j;
     }
   }
+  cairn_metrics m;
+  if (cairn_metrics_get(db, &m) == CAIRN_OK)
+    p->folded = m.commits_folded;
   rc = cairn_close(db);
   if (rc == CAIRN_OK && p->fail_rc == 0)
     p->acked = p->committed;
@@ -374,6 +393,9 @@ static long count_ops(const workload *w) {
     printf("    reference run of %s failed in %s: %s (%s)\n", w->name,
            p.fail_where, cairn_strerror(p.fail_rc), p.fail_msg);
   long n = fault_op_count();
+  if (w->appends && !(g_mode_flags & CAIRN_OPEN_NOLOG) &&
+      !TCHECK(p.folded > 0)) /* the path the workload is there for */
+    printf("    %s: no commit folded itself\n", w->name);
   /* the reference run's final content is the last state */
   if (p.fail_rc == 0) {
     ts_set_ctx("%s: reference run", w->name);
@@ -539,17 +561,17 @@ int main(void) {
   creation_crashes(4096);
   creation_crashes(65536);
 
-  workload w1 = {"sync-short", 0, 0, 4096, 12, 0, 0, 0, 0};
+  workload w1 = {"sync-short", 0, 0, 4096, 12, 0, 0, 0, 0, 0};
   gen_workload(&w1, 11, 40, 8);
   crash_all_points(&w1, seeds, 0);
   errors_all_points(&w1);
 
-  workload w2 = {"lazy-short", 1, 0, 4096, 24, 0, 0, 0, 0};
+  workload w2 = {"lazy-short", 1, 0, 4096, 24, 0, 0, 0, 0, 0};
   gen_workload(&w2, 22, 40, 8);
   crash_all_points(&w2, seeds, 0);
   errors_all_points(&w2);
 
-  workload w3 = {"lazy-autosync", 1, 3, 16384, 20, 0, 0, 0, 0};
+  workload w3 = {"lazy-autosync", 1, 3, 16384, 20, 0, 0, 0, 0, 0};
   gen_workload(&w3, 33, 60, 10);
   crash_all_points(&w3, seeds, ts_scaled(150, 30));
 
@@ -562,11 +584,13 @@ int main(void) {
   crash_all_points(&w3, 1, ts_scaled(150, 30));
   g_mode_flags = 0;
 
-  workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 0};
+  workload w4 = {"sync-long", 0, 0, 4096, (int)ts_scaled(60, 20),
+                 0,           0, 0, 0,    0};
   gen_workload(&w4, 44, 800, 60);
   crash_all_points(&w4, seeds > 1 ? 2 : 1, ts_scaled(250, 40));
 
-  workload w5 = {"lazy-long", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 0};
+  workload w5 = {"lazy-long", 1, 0, 4096, (int)ts_scaled(60, 20),
+                 0,           0, 0, 0,    0};
   gen_workload(&w5, 55, 800, 60);
   crash_all_points(&w5, seeds > 1 ? 2 : 1, ts_scaled(250, 40));
 
@@ -575,9 +599,17 @@ int main(void) {
    * next one making the last durable first, and the synced checkpoint
    * that restarts the log once it holds four budgets. */
   workload w6 = {
-      "lazy-checkpoints", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 1};
+      "lazy-checkpoints", 1, 0, 4096, (int)ts_scaled(60, 20), 0, 0, 0, 1, 0};
   gen_workload(&w6, 66, 800, 60);
   crash_all_points(&w6, 1, ts_scaled(200, 40));
+
+  /* Durable commits of appends, big enough to fold themselves into the
+   * tree (no log record; the next logged commit writes the log's header
+   * with its record), between logged ones and checkpoints. */
+  workload w7 = {
+      "sync-appends", 0, 0, 4096, (int)ts_scaled(30, 12), 0, 0, 0, 1, 1};
+  gen_workload(&w7, 77, 800, 60);
+  crash_all_points(&w7, 1, ts_scaled(200, 40));
 
   free_workload(&w1);
   free_workload(&w2);
@@ -585,6 +617,7 @@ int main(void) {
   free_workload(&w4);
   free_workload(&w5);
   free_workload(&w6);
+  free_workload(&w7);
   fault_reset();
   printf("test_crash: %ld trials (recovered the last attempted commit %ld "
          "times, an earlier one %ld times) in %.1f s\n",

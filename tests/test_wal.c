@@ -17,6 +17,11 @@
  *   - lazy commits checkpoint lazily (the log is kept until the next
  *     checkpoint makes the tree durable, and restarted at four budgets),
  *     the file stays bounded, and a crash after cairn_sync loses nothing;
+ *   - a big durable commit of appends over an empty log folds itself into
+ *     the tree instead of being logged (the next logged commit writes the
+ *     log's header with its record); random writes, small or lazy commits
+ *     and a log that holds records keep the log path; crashes after
+ *     either recover every commit;
  *   - creating a database removes a stale log of an earlier one.
  */
 #include <stdio.h>
@@ -414,8 +419,127 @@ static void test_lazy_checkpoints(void) {
   ts_state_free(&st);
 }
 
+/* One txn of n puts in cf: 8-byte big-endian keys from first on (step
+ * apart), values of vlen bytes. */
+static int put_heights(cairn_db *db, ts_state *st, cairn_cf cf, int ci,
+                       uint64_t first, uint64_t step, int n, size_t vlen) {
+  cairn_txn *t = NULL;
+  int rc = cairn_begin(db, 0, &t);
+  if (rc)
+    return rc;
+  for (int i = 0; i < n && !rc; i++) {
+    uint8_t k[8];
+    uint64_t h = first + step * (uint64_t)i;
+    for (int b = 0; b < 8; b++)
+      k[b] = (uint8_t)(h >> (56 - 8 * b));
+    uint64_t vs = h * 31 + vlen;
+    void *v = ts_value_new(vlen, vs);
+    rc = cairn_put(t, cf, ts_sl(k, 8), ts_sl(v, vlen), 0);
+    free(v);
+    ts_map_put(&st->map[ci], (const char *)k, 8, vs, vlen);
+  }
+  if (rc) {
+    cairn_abort(t);
+    return rc;
+  }
+  return cairn_commit_ex(t, CAIRN_DURABILITY_SYNC);
+}
+
+/* A durable commit of appends big enough (128 KiB of log) over an empty
+ * log folds itself into the tree: nothing is logged, and the next logged
+ * commit writes the log's new header with its record. Random writes, a
+ * small commit, a non-empty log, or a lazy commit keep the log path. */
+static void test_fold_at_commit(void) {
+  ts_set_ctx("commits of appends fold themselves");
+  cairn_options o;
+  cairn_db *db = open_small_budget(&o, 0);
+  if (!db)
+    return;
+  ts_state st;
+  ts_state_init(&st);
+  cairn_txn *t = NULL;
+  cairn_cf blocks = CAIRN_DEFAULT_CF;
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK_OK(cairn_cf_open(t, "blocks", CAIRN_CF_CREATE, &blocks));
+  CHECK_OK(cairn_commit(t));
+  ts_state_add(&st, "blocks");
+  CHECK_OK(cairn_checkpoint(db)); /* the log is empty from here */
+  cairn_metrics m0, m;
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  uint64_t next = 1;
+  for (int c = 0; c < 3; c++, next += 700) /* ~190 KiB each, two cfs */
+    CHECK_OK(put_heights(db, &st, c % 2 ? blocks : CAIRN_DEFAULT_CF, c % 2,
+                         next, 1, 700, 250));
+  CHECK_OK(cairn_metrics_get(db, &m));
+  CHECK(m.commits_folded == m0.commits_folded + 3);
+  CHECK(m.bytes_logged == m0.bytes_logged);
+  CHECK(m.commits == m0.commits + 3 && m.commits_sync == m0.commits_sync + 3);
+  CHECK(matches(db, &st));
+  /* too small to fold: logged, after the log's new header */
+  CHECK_OK(put_heights(db, &st, CAIRN_DEFAULT_CF, 0, next, 1, 10, 250));
+  next += 10;
+  /* appends again, but the log holds a record now */
+  CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 700, 250));
+  next += 700;
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  CHECK(m0.commits_folded == m.commits_folded);
+  CHECK(m0.bytes_logged > m.bytes_logged + 700 * 250);
+  /* a crash replays the logged ones over the folded ones */
+  crash(db, 7);
+  CHECK_OK(cairn_open(DB, &o, &db));
+  if (!db) {
+    ts_state_free(&st);
+    return;
+  }
+  CHECK(matches(db, &st));
+  CHECK_OK(cairn_begin(db, 0, &t));
+  CHECK_OK(cairn_cf_open(t, "blocks", 0, &blocks));
+  CHECK_OK(cairn_commit(t));
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  /* rewriting old keys, out of order, is not an append: logged */
+  CHECK_OK(put_heights(db, &st, CAIRN_DEFAULT_CF, 0, 1, 3, 700, 250));
+  /* the open restarted the log, but lazy commits are never folded */
+  CHECK_OK(cairn_checkpoint(db));
+  CHECK_OK(cairn_begin(db, 0, &t));
+  for (int i = 0; i < 700; i++) {
+    uint8_t k[8] = {0xff, 0, 0, 0, 0, 0, (uint8_t)(i >> 8), (uint8_t)i};
+    void *v = ts_value_new(250, 77 + (uint64_t)i);
+    CHECK_OK(cairn_put(t, CAIRN_DEFAULT_CF, ts_sl(k, 8), ts_sl(v, 250), 0));
+    free(v);
+    ts_map_put(&st.map[0], (const char *)k, 8, 77 + (uint64_t)i, 250);
+  }
+  CHECK_OK(cairn_commit_ex(t, CAIRN_DURABILITY_LAZY));
+  CHECK_OK(cairn_metrics_get(db, &m));
+  CHECK(m.commits_folded == m0.commits_folded);
+  CHECK_OK(cairn_sync(db));
+  /* and the log's header written late: a crash right after a fold, and
+   * one right after the next logged commit */
+  CHECK_OK(cairn_checkpoint(db));
+  CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 700, 250));
+  next += 700;
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  CHECK(m0.commits_folded == m.commits_folded + 1);
+  crash(db, 8);
+  CHECK_OK(cairn_open(DB, &o, &db));
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 700, 250)); /* folds */
+    next += 700;
+    CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 5, 250)); /* logged */
+    crash(db, 9);
+    CHECK_OK(cairn_open(DB, &o, &db));
+  }
+  if (db) {
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_check(db, NULL, NULL));
+    CHECK_OK(cairn_close(db));
+  }
+  ts_state_free(&st);
+}
+
 int main(void) {
   fault_platform_install();
+  test_fold_at_commit();
   test_replay_after_crash();
   test_lazy_prefix();
   test_damaged_logs();
