@@ -670,10 +670,73 @@ static void link_in_groups(overlay *ov) {
  * 500-key block commit into 200,000 nodes in groups). */
 #define LINK_SPARSE 64
 
+typedef struct sort_item {
+  uint64_t key; /* the byte source of the current passes */
+  uint64_t prefix;
+  ov_node *n;
+} sort_item;
+
+/* One stable counting pass over byte `shift` of key; skipped when every
+ * item has the same byte there. Returns the array now in order. */
+static sort_item *radix_pass(sort_item *a, sort_item *b, size_t n, int shift) {
+  size_t count[256] = {0};
+  for (size_t i = 0; i < n; i++)
+    count[(a[i].key >> shift) & 255]++;
+  if (count[(a[0].key >> shift) & 255] == n)
+    return a;
+  for (size_t k = 0, pos = 0; k < 256; k++) {
+    size_t c = count[k];
+    count[k] = pos;
+    pos += c;
+  }
+  for (size_t i = 0; i < n; i++)
+    b[count[(a[i].key >> shift) & 255]++] = a[i];
+  return b;
+}
+
+/* Sort the pending nodes by (cf, key). A block's puts took 5-8% of a lazy
+ * commit in qsort (a compare through a function pointer, two nodes loaded
+ * each): a radix sort on (cf, first 8 key bytes) orders them from copies
+ * of those, and full compares remain only within runs that share both. */
+static void sort_pending(overlay *ov) {
+  size_t n = ov->npending;
+  ov_node **p = ov->pending;
+  sort_item *buf = n >= 64 ? malloc(2 * n * sizeof *buf) : NULL;
+  if (!buf) {
+    qsort(p, n, sizeof *p, pending_cmp);
+    return;
+  }
+  sort_item *a = buf, *b = buf + n;
+  for (size_t i = 0; i < n; i++)
+    a[i] = (sort_item){p[i]->prefix, p[i]->prefix, p[i]};
+  for (int shift = 0; shift < 64; shift += 8) {
+    sort_item *r = radix_pass(a, b, n, shift);
+    b = r == a ? b : a;
+    a = r;
+  }
+  for (size_t i = 0; i < n; i++) /* then by cf, stably */
+    a[i].key = a[i].n->cf;
+  for (int shift = 0; shift < 32; shift += 8) {
+    sort_item *r = radix_pass(a, b, n, shift);
+    b = r == a ? b : a;
+    a = r;
+  }
+  for (size_t i = 0; i < n; i++)
+    p[i] = a[i].n;
+  free(buf);
+  for (size_t i = 0, j; i < n; i = j) {
+    for (j = i + 1;
+         j < n && p[j]->prefix == p[i]->prefix && p[j]->cf == p[i]->cf; j++)
+      ;
+    if (j - i > 1)
+      qsort(p + i, j - i, sizeof *p, pending_cmp);
+  }
+}
+
 void overlay_link_pending(overlay *ov) {
   if (!ov || !ov->npending)
     return;
-  qsort(ov->pending, ov->npending, sizeof *ov->pending, pending_cmp);
+  sort_pending(ov);
   const ov_node *first = ov->pending[0];
   int appended = !ov->tail || node_cmp(ov->tail, first->cf, first->prefix,
                                        first->key, first->klen) < 0;
