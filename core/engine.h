@@ -425,10 +425,11 @@ int btree_make_entry(cairn_txn *txn, const uint8_t *key, size_t klen,
                      uint32_t *esize);
 /* Free a leaf entry's overflow run, if it has one. */
 int btree_free_value(cairn_txn *txn, const uint8_t *e);
-/* A checkpoint's fold of one column family's overlay nodes (*n onwards,
- * key order) into its tree (fold.c); *n becomes the first node of the next
- * column family, or NULL. */
-int btree_fold(cairn_txn *txn, cf_state *t, ov_node **n);
+/* A checkpoint's fold of one column family's overlay nodes (nodes[*i]
+ * onwards; all of the overlay's, in key order: overlay_sorted) into its
+ * tree (fold.c); *i becomes the index of the next column family's first. */
+int btree_fold(cairn_txn *txn, cf_state *t, ov_node **nodes, size_t nnodes,
+               size_t *i);
 
 /* Cursor stack shared by cursors and tree walks. */
 #define MAX_DEPTH 32

@@ -54,10 +54,12 @@ typedef struct fold {
   uint32_t psize, usable, depth;
   ov_node *n;          /* next overlay node of this cf with a version */
   const ov_version *v; /* its visible version */
-  ov_node *ahead;      /* PREFETCH_AHEAD nodes in front of the walk */
-  ov_node *last;       /* last node of this cf seen */
-  kids *out;           /* where the run's leaves go */
-  uint8_t *run;        /* entries of the current run of leaves, packed */
+  ov_node **nodes;     /* every overlay node in key order (overlay_sorted) */
+  size_t nnodes;
+  size_t i;     /* nodes[i] is n; past this cf's nodes once n is NULL */
+  size_t ahead; /* the prefetches' position (see prefetch_step) */
+  kids *out;    /* where the run's leaves go */
+  uint8_t *run; /* entries of the current run of leaves, packed */
   size_t run_len, run_cap;
   uint32_t *run_off; /* entry offsets in run */
   size_t run_n, run_ncap;
@@ -77,52 +79,59 @@ typedef struct fold {
 
 #define PREFETCH_AHEAD 8
 
-/* The overlay's nodes lie in memory in the order they were made, so a walk
- * in key order misses the cache at every node, at its version and at the
- * value. A second pointer runs PREFETCH_AHEAD nodes ahead and asks for
- * those early; its own steps miss too, but the walk no longer waits for
- * three misses in a row. */
-static void prefetch_step(fold *f) {
-  ov_node *a = f->ahead;
-  if (!a)
-    return;
-  a = atomic_load_explicit(&a->next[0].node, memory_order_relaxed);
-  f->ahead = a;
-  if (!a)
-    return;
-  __builtin_prefetch(&a->next[0]);
-  /* the value follows its version in the arena: ask for both without
-   * waiting for the version to arrive */
-  const uint8_t *v =
-      (const uint8_t *)atomic_load_explicit(&a->newest, memory_order_relaxed);
-  if (v) {
-    __builtin_prefetch(v);
-    __builtin_prefetch(v + 64);
-    __builtin_prefetch(v + 128);
+/* The nodes lie in memory in the order they were made, so the walk in key
+ * order misses the cache at every node, at its version and at the value.
+ * Their addresses are all known (the sorted array), so the prefetches run
+ * ahead without waiting on each other: a node 2 x PREFETCH_AHEAD in front,
+ * and the version and value of the one PREFETCH_AHEAD in front, whose
+ * node has arrived by then. (Walking the list itself, each step waited for
+ * the last: a tenth of a lazy commit's time went there, W7.) */
+static void prefetch_at(const fold *f, size_t k) {
+  if (k + PREFETCH_AHEAD < f->nnodes) {
+    const uint8_t *x = (const uint8_t *)f->nodes[k + PREFETCH_AHEAD];
+    __builtin_prefetch(x);
+    __builtin_prefetch(x + 64);
+  }
+  if (k < f->nnodes) {
+    const uint8_t *v = (const uint8_t *)atomic_load_explicit(
+        &f->nodes[k]->newest, memory_order_relaxed);
+    if (v) { /* the value follows its version in the arena */
+      __builtin_prefetch(v);
+      __builtin_prefetch(v + 64);
+      __builtin_prefetch(v + 128);
+    }
   }
 }
 
-static void prefetch_start(fold *f, ov_node *n) {
-  f->ahead = n;
-  for (int i = 0; i < PREFETCH_AHEAD; i++)
-    prefetch_step(f);
+static void prefetch_step(fold *f) {
+  prefetch_at(f, f->ahead++ + PREFETCH_AHEAD);
 }
 
-/* Step to the next node of this cf whose newest visible version changes
- * something (aborted and invisible versions do not). */
-static void ov_step(fold *f, ov_node *n) {
-  for (; n; n = overlay_next(n)) {
+static void prefetch_start(fold *f, size_t i) {
+  for (size_t k = i; k < i + PREFETCH_AHEAD && k < f->nnodes; k++)
+    __builtin_prefetch(f->nodes[k]);
+  for (size_t k = i; k < i + PREFETCH_AHEAD; k++)
+    prefetch_at(f, k);
+  f->ahead = i;
+}
+
+/* Step to the first node from nodes[i] on of this cf whose newest visible
+ * version changes something (aborted and invisible versions do not). */
+static void ov_step(fold *f, size_t i) {
+  for (; i < f->nnodes && f->nodes[i]->cf == f->t->id; i++) {
+    ov_node *n = f->nodes[i];
     prefetch_step(f);
-    f->last = n;
     const ov_version *v = ov_visible(n, f->snap);
     if (!v)
       continue;
     if (v->tomb && atomic_load_explicit(&n->in_base, memory_order_relaxed) == 0)
       continue; /* a delete of a key the tree does not hold */
+    f->i = i;
     f->n = n;
     f->v = v;
     return;
   }
+  f->i = i;
   f->n = NULL;
   f->v = NULL;
 }
@@ -341,7 +350,7 @@ static int run_add_overlay(fold *f, int existed) {
   } else {
     f->dentries -= existed;
   }
-  ov_step(f, overlay_next(f->n));
+  ov_step(f, f->i + 1);
   return rc;
 }
 
@@ -547,26 +556,28 @@ static int fold_cf(fold *f) {
   return CAIRN_OK;
 }
 
-int btree_fold(cairn_txn *txn, cf_state *t, ov_node **np) {
+int btree_fold(cairn_txn *txn, cf_state *t, ov_node **nodes, size_t nnodes,
+               size_t *ip) {
   fold f = {0};
   f.txn = txn;
   f.t = t;
   f.snap = txn->snap.txnid;
   f.psize = txn->snap.page_size;
   f.usable = f.psize - PAGE_HDR;
-  f.last = *np;
-  prefetch_start(&f, *np);
-  ov_step(&f, *np);
+  f.nodes = nodes;
+  f.nnodes = nnodes;
+  prefetch_start(&f, *ip);
+  ov_step(&f, *ip);
   int rc = CAIRN_OK;
   if (f.n) {
     f.scratch = malloc(f.psize + LEAF_ENTRY_HDR + CAIRN_MAX_KEY_SIZE);
     rc = f.scratch ? fold_cf(&f) : nomem();
   }
   /* the rest of this cf's nodes change nothing: find the next cf */
-  ov_node *n = f.last;
-  while (n && n->cf == t->id)
-    n = overlay_next_any(n);
-  *np = n;
+  size_t i = f.i;
+  while (i < nnodes && nodes[i]->cf == t->id)
+    i++;
+  *ip = i;
   free(f.scratch);
   free(f.run);
   free(f.run_off);

@@ -161,6 +161,14 @@ ov_node *overlay_seek_lt(overlay *ov, uint32_t cf, const uint8_t *key,
 ov_node *overlay_next(const ov_node *n);
 /* Every node in (cf, key) order: the first, and the one after n. */
 ov_node *overlay_first_any(overlay *ov);
+/* Writer: every node, in (cf, key) order, in a new array of *count
+ * (*out, freed by overlay_sorted_free), found by one sequential scan of the
+ * nodes' memory and a sort: a walk of the list misses the cache at every
+ * node, one after another. 0; -1 without memory (*out NULL); -2 if the
+ * nodes' memory does not add up (a bug). */
+int overlay_sorted(overlay *ov, ov_node ***out, size_t *count, size_t *mapped);
+/* Free overlay_sorted's array (mapped: as it returned). */
+void overlay_sorted_free(ov_node **nodes, size_t mapped);
 ov_node *overlay_next_any(const ov_node *n);
 
 #endif

@@ -175,22 +175,32 @@ int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
 
 int view_fold(cairn_txn *txn) {
   overlay *ov = txn->ov;
+  if (!ov)
+    return CAIRN_OK;
   overlay_link_pending(ov);
-  ov_node *n = ov ? overlay_first_any(ov) : NULL;
-  while (n) {
-    int rc;
-    cf_state *s = txn_cf(txn, n->cf, &rc);
+  ov_node **nodes;
+  size_t n, i = 0, mapped;
+  int src = overlay_sorted(ov, &nodes, &n, &mapped);
+  if (src)
+    return txn_fail(
+        txn, src == -1
+                 ? cairn__seterr(CAIRN_NOMEM, "out of memory checkpointing")
+                 : cairn__seterr(CAIRN_CORRUPT, "the overlay's nodes do not "
+                                                "add up (a bug)"));
+  int rc = CAIRN_OK;
+  while (i < n && !rc) {
+    cf_state *s = txn_cf(txn, nodes[i]->cf, &rc);
     if (rc == CAIRN_NOTFOUND) { /* dropped since: its versions are moot */
       cairn__clearerr();
-      uint32_t cf = n->cf;
-      while (n && n->cf == cf)
-        n = overlay_next_any(n);
+      rc = CAIRN_OK;
+      uint32_t cf = nodes[i]->cf;
+      while (i < n && nodes[i]->cf == cf)
+        i++;
       continue;
     }
     if (!rc)
-      rc = btree_fold(txn, s, &n);
-    if (rc)
-      return rc;
+      rc = btree_fold(txn, s, nodes, n, &i);
   }
-  return CAIRN_OK;
+  overlay_sorted_free(nodes, mapped);
+  return rc;
 }
