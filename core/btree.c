@@ -320,6 +320,8 @@ void btree_node_build(uint8_t *buf, uint32_t psize, uint16_t type,
   }
   pg_set_count(buf, n);
   pg_set_upper(buf, upper);
+  /* between the slots and the entries: no stale bytes reach the disk */
+  memset(buf + PAGE_HDR + 2 * n, 0, upper - (PAGE_HDR + 2 * n));
 }
 
 /* Rewrite page p in place without holes (through the txn's scratch page). */

@@ -290,6 +290,10 @@ int txn_touch(cairn_txn *txn, uint64_t pgno, uint8_t **buf, uint64_t *newpg);
 int txn_spill(cairn_txn *txn, const uint64_t *pgnos, size_t n);
 /* Allocate n contiguous fresh dirty pages. */
 int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno);
+/* One fresh dirty page, not zeroed: the caller lays it out whole with
+ * btree_node_build (a fold builds a tree's worth; zeroing each first was
+ * 5% of a lazy commit's time). */
+int txn_alloc_page_to_build(cairn_txn *txn, uint8_t **buf, uint64_t *pgno);
 /* Free a page run reachable in this txn (clean or dirty). */
 int txn_free(cairn_txn *txn, uint64_t pgno, uint64_t n);
 int txn_fail(cairn_txn *txn, int rc);

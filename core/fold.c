@@ -231,7 +231,7 @@ static int spill(fold *f) {
 static int new_page(fold *f, uint16_t type, const page_ent *es, size_t n,
                     uint64_t *pg) {
   uint8_t *buf;
-  int rc = txn_alloc(f->txn, 1, &buf, pg);
+  int rc = txn_alloc_page_to_build(f->txn, &buf, pg);
   if (rc)
     return rc;
   btree_node_build(buf, f->psize, type, *pg, es, (uint32_t)n);

@@ -154,6 +154,10 @@ int txn_alloc(cairn_txn *txn, uint64_t n, uint8_t **buf, uint64_t *pgno) {
   return alloc_pages(txn, n, 1, buf, pgno);
 }
 
+int txn_alloc_page_to_build(cairn_txn *txn, uint8_t **buf, uint64_t *pgno) {
+  return alloc_pages(txn, 1, 0, buf, pgno);
+}
+
 static int retire(cairn_txn *txn, dirty_page *d) {
   if (txn->nretired == txn->capretired) {
     size_t cap = txn->capretired ? txn->capretired * 2 : 16;
