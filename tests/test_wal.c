@@ -340,6 +340,19 @@ static cairn_db *open_small_budget(cairn_options *o, int lazy) {
   return CHECK_OK(cairn_open(DB, o, &db)) ? db : NULL;
 }
 
+/* Power fails, and the database reopens holding st, whole. */
+static void crash_and_verify(cairn_db *db, const cairn_options *o,
+                             const ts_state *st, uint64_t seed) {
+  crash(db, seed);
+  db = NULL;
+  CHECK_OK(cairn_open(DB, o, &db));
+  if (db) {
+    CHECK(matches(db, st));
+    CHECK_OK(cairn_check(db, NULL, NULL));
+    CHECK_OK(cairn_close(db));
+  }
+}
+
 static void test_snapshot_across_checkpoints(void) {
   ts_set_ctx("a snapshot across checkpoints");
   cairn_options o;
@@ -409,13 +422,7 @@ static void test_lazy_checkpoints(void) {
   CHECK(matches(db, &st));
   CHECK_OK(cairn_check(db, NULL, NULL));
   CHECK_OK(cairn_sync(db));
-  crash(db, 5);
-  CHECK_OK(cairn_open(DB, &o, &db));
-  if (db) {
-    CHECK(matches(db, &st));
-    CHECK_OK(cairn_check(db, NULL, NULL));
-    CHECK_OK(cairn_close(db));
-  }
+  crash_and_verify(db, &o, &st, 5);
   ts_state_free(&st);
 }
 
@@ -526,13 +533,7 @@ static void test_fold_at_commit(void) {
     CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 700, 250)); /* folds */
     next += 700;
     CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 5, 250)); /* logged */
-    crash(db, 9);
-    CHECK_OK(cairn_open(DB, &o, &db));
-  }
-  if (db) {
-    CHECK(matches(db, &st));
-    CHECK_OK(cairn_check(db, NULL, NULL));
-    CHECK_OK(cairn_close(db));
+    crash_and_verify(db, &o, &st, 9);
   }
   ts_state_free(&st);
 }
