@@ -697,10 +697,17 @@ static sort_item *radix_pass(sort_item *a, sort_item *b, size_t n, int shift) {
   return b;
 }
 
-/* Sort the pending nodes by (cf, key). A block's puts took 5-8% of a lazy
- * commit in qsort (a compare through a function pointer, two nodes loaded
- * each): a radix sort on (cf, first 8 key bytes) orders them from copies
- * of those, and full compares remain only within runs that share both. */
+/* Sort a by the low `bits` bits of key, stably; b is as large. Returns the
+ * array holding the result (a or b). */
+static sort_item *radix_sort(sort_item *a, sort_item *b, size_t n, int bits) {
+  for (int shift = 0; shift < bits; shift += 8) {
+    sort_item *r = radix_pass(a, b, n, shift);
+    b = r == a ? b : a;
+    a = r;
+  }
+  return a;
+}
+
 /* Working memory for a sort: a big one mapped (rounded to 2 MiB) so it
  * leaves the process when freed — a fold's sort of 200,000 nodes took 8 MB
  * of a peak RSS the benchmark holds to LMDB's. */
@@ -713,6 +720,10 @@ static void *scratch_alloc(size_t bytes, size_t *mapped) {
                    mapped);
 }
 
+/* Sort nodes by (cf, key). A block's puts took 5-8% of a lazy commit in
+ * qsort (a compare through a function pointer, two nodes loaded each): a
+ * radix sort on (cf, first 8 key bytes) orders them from copies of those,
+ * and full compares remain only within runs that share both. */
 static void sort_nodes(ov_node **p, size_t n) {
   size_t mapped = 0;
   sort_item *buf = n >= 64 ? scratch_alloc(2 * n * sizeof *buf, &mapped) : NULL;
@@ -723,18 +734,11 @@ static void sort_nodes(ov_node **p, size_t n) {
   sort_item *a = buf, *b = buf + n;
   for (size_t i = 0; i < n; i++)
     a[i] = (sort_item){p[i]->prefix, p[i]};
-  for (int shift = 0; shift < 64; shift += 8) {
-    sort_item *r = radix_pass(a, b, n, shift);
-    b = r == a ? b : a;
-    a = r;
-  }
+  a = radix_sort(a, b, n, 64);
+  b = a == buf ? buf + n : buf;
   for (size_t i = 0; i < n; i++) /* then by cf, stably */
     a[i].key = a[i].n->cf;
-  for (int shift = 0; shift < 32; shift += 8) {
-    sort_item *r = radix_pass(a, b, n, shift);
-    b = r == a ? b : a;
-    a = r;
-  }
+  a = radix_sort(a, b, n, 32);
   for (size_t i = 0; i < n; i++)
     p[i] = a[i].n;
   big_free(buf, mapped);

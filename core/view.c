@@ -99,12 +99,8 @@ static uint64_t fold_cost(cairn_txn *txn, cf_state *s, const uint8_t *key,
   const tree_edge *e = tomb ? NULL : tree_edge_of(txn, s);
   if (!e)
     return page;
-  if (!e->empty) {
-    size_t m = klen < e->klen ? klen : e->klen;
-    int c = m ? memcmp(key, e->key, m) : 0;
-    if (c < 0 || (c == 0 && klen <= e->klen))
-      return page;
-  }
+  if (!e->empty && key_cmp(key, klen, e->key, e->klen) <= 0)
+    return page;
   return klen + vlen + LEAF_ENTRY_HDR + 2;
 }
 
