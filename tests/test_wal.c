@@ -532,6 +532,18 @@ static void test_fold_at_commit(void) {
     CHECK(matches(db, &st));
     CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 700, 250)); /* folds */
     next += 700;
+    /* the late header's write fails: that commit fails, nothing of it
+     * stays, and the next one writes the header */
+    ts_state lost;
+    ts_state_init(&lost);
+    ts_state_copy(&lost, &st);
+    fault_set_error_at(fault_op_count(), CAIRN_IO, 0);
+    int rc = put_heights(db, &lost, blocks, 1, next, 1, 5, 250);
+    fault_clear_injection();
+    CHECK_RC(rc, CAIRN_IO);
+    CHECK(cairn_errmsg()[0] != 0);
+    ts_state_free(&lost);
+    CHECK(matches(db, &st));
     CHECK_OK(put_heights(db, &st, blocks, 1, next, 1, 5, 250)); /* logged */
     crash_and_verify(db, &o, &st, 9);
   }
