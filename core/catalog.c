@@ -170,6 +170,8 @@ int cairn_cf_open(cairn_txn *txn, const char *name, unsigned flags,
     else if (txn->snap.next_cf_id >= CATALOG_CF_ID ||
              txn->db->next_cf_id >= CATALOG_CF_ID)
       rc = cairn__seterr(CAIRN_TOOBIG, "column family ids exhausted");
+    else if ((rc = txn_rebase(txn)) != CAIRN_OK)
+      ; /* a background checkpoint's fold failed again: nothing changed */
     else {
       memset(s, 0, sizeof *s);
       uint64_t id = txn->snap.next_cf_id;
@@ -226,6 +228,8 @@ int cairn_cf_drop(cairn_txn *txn, cairn_cf cf) {
   if (cf == CAIRN_DEFAULT_CF)
     return cairn__seterr(CAIRN_INVALID,
                          "the default column family cannot be dropped");
+  if ((rc = txn_rebase(txn)) != CAIRN_OK) /* pages change below */
+    return rc;
   cf_state *s = txn_cf(txn, cf, &rc);
   if (!s)
     return rc;

@@ -312,6 +312,8 @@ static void check_meta(checker *ck, cairn_db *db) {
   int lock = !db->rdonly && !writer_is_me;
   if (lock)
     cairn_mutex_lock(&db->write_mu);
+  if (!db->rdonly) /* a fold in the background may be writing one */
+    ckpt_bg_wait(db);
   for (int s = 0; s < 2; s++)
     rc[s] = f->methods->read(f, b[s], META_SPAN, (uint64_t)s * ps);
   cairn_mutex_lock(&db->meta_mu);

@@ -10,7 +10,10 @@
  * <= K (d = -1); the next move in the same direction steps the sources that
  * sit on K, a move the other way re-seeks both from K. In a write txn the
  * overlay source is re-sought from K on every move: the txn may have added
- * nodes between K and where it was.
+ * nodes between K and where it was. While a checkpoint folds in the
+ * background there is a third source between the two, the overlay it folds
+ * (frozen: no txn adds to it); at one key the newer overlay's visible
+ * version wins over the older's, either over the tree's entry.
  *
  * A cursor remembers the key it is on and the txn's modification counter;
  * when the txn changed the tree since (no log: writes change the tree), the
@@ -34,8 +37,10 @@
 struct cairn_cursor {
   cairn_txn *txn;
   cf_state *cf;
-  tree_pos pos;             /* the tree source; depth 0 = exhausted */
-  ov_node *on;              /* the overlay source; NULL = exhausted */
+  tree_pos pos; /* the tree source; depth 0 = exhausted */
+  /* the overlay sources, NULL = exhausted: the txn's overlay, and the one
+   * a background checkpoint is folding into the next tree (ckpt_bg.c) */
+  ov_node *on[2];
   const ov_version *ov_cur; /* the current key's overlay version, or NULL */
   const uint8_t *entry;     /* read txns: the tree entry at pos (the leaf stays
                              * mapped, or pinned in pins, until the next move) */
@@ -251,8 +256,11 @@ static int tree_key(cairn_cursor *c, const uint8_t **k, size_t *kl,
   return rc;
 }
 
-/* A write txn's own new nodes join the list before its cursor walks it. */
-static overlay *ov_of(cairn_cursor *c) {
+/* Overlay source i. A write txn's own new nodes join the list before its
+ * cursor walks it. */
+static overlay *ov_of(cairn_cursor *c, int i) {
+  if (i)
+    return c->txn->ov_old;
   if (!c->txn->rdonly)
     overlay_link_pending(c->txn->ov);
   return c->txn->ov;
@@ -281,8 +289,9 @@ static int tree_le(cairn_cursor *c, const uint8_t *k, size_t kl, int or_equal) {
   return tree_rc(c, rc);
 }
 
-static ov_node *ov_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {
-  overlay *ov = ov_of(c);
+static ov_node *ov_ge(cairn_cursor *c, int i, const uint8_t *k, size_t kl,
+                      int after) {
+  overlay *ov = ov_of(c, i);
   if (!ov)
     return NULL;
   ov_node *n = overlay_seek(ov, c->cf->id, k, kl);
@@ -291,9 +300,9 @@ static ov_node *ov_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {
   return n;
 }
 
-static ov_node *ov_le(cairn_cursor *c, const uint8_t *k, size_t kl,
+static ov_node *ov_le(cairn_cursor *c, int i, const uint8_t *k, size_t kl,
                       int or_equal) {
-  overlay *ov = ov_of(c);
+  overlay *ov = ov_of(c, i);
   if (!ov)
     return NULL;
   if (k && or_equal) {
@@ -304,9 +313,33 @@ static ov_node *ov_le(cairn_cursor *c, const uint8_t *k, size_t kl,
   return overlay_seek_lt(ov, c->cf->id, k, kl);
 }
 
-static ov_node *ov_step(cairn_cursor *c, ov_node *n, int dir) {
+/* Every overlay source to its first node >= k (> k with after). */
+static void ovs_ge(cairn_cursor *c, const uint8_t *k, size_t kl, int after) {
+  for (int i = 0; i < 2; i++)
+    c->on[i] = ov_ge(c, i, k, kl, after);
+}
+
+/* Every overlay source to its last node < k (<= k with or_equal). */
+static void ovs_le(cairn_cursor *c, const uint8_t *k, size_t kl, int or_equal) {
+  for (int i = 0; i < 2; i++)
+    c->on[i] = ov_le(c, i, k, kl, or_equal);
+}
+
+static ov_node *ov_step(cairn_cursor *c, int i, ov_node *n, int dir) {
   return dir > 0 ? overlay_next(n)
-                 : overlay_seek_lt(ov_of(c), c->cf->id, n->key, n->klen);
+                 : overlay_seek_lt(ov_of(c, i), c->cf->id, n->key, n->klen);
+}
+
+/* Step, in dir, the overlay sources that sit on key k. */
+static void ovs_step_at(cairn_cursor *c, const uint8_t *k, size_t kl, int dir) {
+  ov_node *at[2];
+  for (int i = 0; i < 2; i++) /* (k may be a key of on[0]: compare first) */
+    at[i] = c->on[i] && key_cmp(c->on[i]->key, c->on[i]->klen, k, kl) == 0
+                ? c->on[i]
+                : NULL;
+  for (int i = 0; i < 2; i++)
+    if (at[i])
+      c->on[i] = ov_step(c, i, at[i], dir);
 }
 
 static int tree_step(cairn_cursor *c, int dir) {
@@ -324,20 +357,29 @@ static int settle(cairn_cursor *c, int rc, int dir) {
     size_t tkl = 0;
     if (c->pos.depth && (rc = tree_key(c, &tk, &tkl, &te)) != CAIRN_OK)
       break;
-    ov_node *n = c->on;
+    ov_node *n = NULL; /* the overlays' first key in dir */
+    for (int i = 0; i < 2; i++)
+      if (c->on[i] &&
+          (!n ||
+           dir * key_cmp(c->on[i]->key, c->on[i]->klen, n->key, n->klen) < 0))
+        n = c->on[i];
     int order = 0; /* <0: the overlay's key comes first in dir */
     if (n && tk)
       order = dir * key_cmp(n->key, n->klen, tk, tkl);
     if (n && (!tk || order <= 0)) {
-      const ov_version *v = ov_visible(n, snap);
+      const ov_version *v = NULL; /* the newest overlay's at n's key */
+      for (int i = 0; i < 2 && !v; i++)
+        if (c->on[i] &&
+            key_cmp(c->on[i]->key, c->on[i]->klen, n->key, n->klen) == 0)
+          v = ov_visible(c->on[i], snap);
       if (!v) { /* not in this snapshot: the tree has the say */
-        c->on = ov_step(c, n, dir);
+        ovs_step_at(c, n->key, n->klen, dir);
         continue;
       }
       if (v->tomb) {
-        c->on = ov_step(c, n, dir);
         if (order == 0 && tk)
           rc = tree_step(c, dir);
+        ovs_step_at(c, n->key, n->klen, dir);
         continue;
       }
       c->ov_cur = v;
@@ -387,7 +429,7 @@ int cairn_cursor_first(cairn_cursor *c) {
   const uint8_t *lo = c->has_lo ? c->lo : (const uint8_t *)"";
   size_t lolen = c->has_lo ? c->lolen : 0;
   rc = tree_ge(c, lo, lolen, 0);
-  c->on = ov_ge(c, lo, lolen, 0);
+  ovs_ge(c, lo, lolen, 0);
   return move_end(c, &m, settle(c, rc, 1));
 }
 
@@ -399,7 +441,7 @@ int cairn_cursor_last(cairn_cursor *c) {
   move_begin(c, &m);
   const uint8_t *hi = c->has_hi ? c->hi : NULL;
   rc = tree_le(c, hi, c->hilen, 0);
-  c->on = ov_le(c, hi, c->hilen, 0);
+  ovs_le(c, hi, c->hilen, 0);
   return move_end(c, &m, settle(c, rc, -1));
 }
 
@@ -420,7 +462,7 @@ int cairn_cursor_seek(cairn_cursor *c, cairn_slice key) {
   move m;
   move_begin(c, &m);
   rc = tree_ge(c, k, kl, 0);
-  c->on = ov_ge(c, k, kl, 0);
+  ovs_ge(c, k, kl, 0);
   return move_end(c, &m, settle(c, rc, 1));
 }
 
@@ -436,7 +478,7 @@ int cairn_cursor_seek_le(cairn_cursor *c, cairn_slice key) {
   move m;
   move_begin(c, &m);
   rc = tree_le(c, k, key.size, 1);
-  c->on = ov_le(c, k, key.size, 1);
+  ovs_le(c, k, key.size, 1);
   return move_end(c, &m, settle(c, rc, -1));
 }
 
@@ -456,14 +498,13 @@ int cairn_cursor_next(cairn_cursor *c) {
   move_begin(c, &m);
   if (c->dir != 1 || tree_moved(c)) {
     rc = tree_ge(c, c->kp, c->klen, 1);
-    c->on = ov_ge(c, c->kp, c->klen, 1);
+    ovs_ge(c, c->kp, c->klen, 1);
   } else {
     if (c->on_tree)
       rc = tree_step(c, 1);
+    ovs_step_at(c, c->kp, c->klen, 1);
     if (!c->txn->rdonly) /* the txn may have added nodes after the key */
-      c->on = ov_ge(c, c->kp, c->klen, 1);
-    else if (c->on && key_cmp(c->on->key, c->on->klen, c->kp, c->klen) == 0)
-      c->on = overlay_next(c->on);
+      c->on[0] = ov_ge(c, 0, c->kp, c->klen, 1);
   }
   return move_end(c, &m, settle(c, rc, 1));
 }
@@ -478,14 +519,13 @@ int cairn_cursor_prev(cairn_cursor *c) {
   move_begin(c, &m);
   if (c->dir != -1 || tree_moved(c)) {
     rc = tree_le(c, c->kp, c->klen, 0);
-    c->on = ov_le(c, c->kp, c->klen, 0);
+    ovs_le(c, c->kp, c->klen, 0);
   } else {
     if (c->on_tree)
       rc = tree_step(c, -1);
+    ovs_step_at(c, c->kp, c->klen, -1);
     if (!c->txn->rdonly)
-      c->on = ov_le(c, c->kp, c->klen, 0);
-    else if (c->on && key_cmp(c->on->key, c->on->klen, c->kp, c->klen) == 0)
-      c->on = ov_step(c, c->on, -1);
+      c->on[0] = ov_le(c, 0, c->kp, c->klen, 0);
   }
   return move_end(c, &m, settle(c, rc, -1));
 }

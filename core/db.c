@@ -337,11 +337,13 @@ int cairn_close(cairn_db *db) {
     if (!rc)
       freelist_punch(&db->fl, db->pg.file, db->pg.psize);
   }
+  ckpt_bg_free(db);      /* a fold left running: its commits are in the log */
   warmer_free(db->warm); /* before the map goes */
   pgvec_free(&db->warm_pages);
   deferred_free(&db->def);
   page_pool_free(&db->pool);
   overlay_unref(db->ov);
+  overlay_unref(db->ov_frozen);
   free(db->spare_log);
   if (db->wal.file)
     db->wal.file->methods->close(db->wal.file);

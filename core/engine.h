@@ -251,11 +251,17 @@ struct cairn_txn {
   cairn_cursor *cursors; /* open cursors (linked through next) */
   overlay *ov;           /* log mode: the commits after the tree's checkpoint (a
                           * reader holds a reference; the writer uses db->ov) */
-  pgmap pins;            /* cached mode: pgno -> cache_entry pinned */
-  pgmap *pin_to;         /* where new pins go (a cursor's or a walk's own
-                          * set); NULL = pins, held until the txn ends */
-  pgmap *pin_from;       /* cached mode: pins of the position a cursor is
-                          * leaving; a page found there moves to pin_to */
+  /* Log mode, while a checkpoint folds in the background (ckpt_bg.c): the
+   * overlay it folds, between ov and the tree (a reference); NULL else. */
+  overlay *ov_old;
+  overlay
+      *ov_rebased;   /* writer: ov_old after a rebase (cursors may point in) */
+  uint64_t tree_gen; /* db->tree_gen when the txn took its tree */
+  pgmap pins;        /* cached mode: pgno -> cache_entry pinned */
+  pgmap *pin_to;     /* where new pins go (a cursor's or a walk's own
+                      * set); NULL = pins, held until the txn ends */
+  pgmap *pin_from;   /* cached mode: pins of the position a cursor is
+                      * leaving; a page found there moves to pin_to */
   /* write txn only */
   pgmap dirty;          /* pgno -> dirty_page */
   pgvec freed;          /* pages of the snapshot this txn freed */
@@ -274,6 +280,7 @@ struct cairn_txn {
   tree_edge edges[TXN_EDGES];
   size_t nedges;
   int checkpoint;       /* internal txn writing the deferred pages */
+  int detached;         /* a checkpoint txn without the write lock */
   cairn_txn **snap_out; /* checkpoint: begin a read txn before unlocking */
   cairn_txn *next_live; /* db's list of live txns */
 };
@@ -536,8 +543,15 @@ struct cairn_db {
   size_t spare_logcap;
   overlay *ov; /* log mode: changes since the last checkpoint (swapped
                 * with cur under meta_mu) */
-  uint64_t stale_readers; /* meta_mu: read txns holding an older overlay
-                           * (and the tree it went with) than db->ov */
+  /* meta_mu: read txns holding an older tree than cur's (tree_gen counts
+   * the trees checkpoints published) */
+  uint64_t stale_readers;
+  uint64_t tree_gen;
+  /* Log mode: the overlay a background checkpoint is folding (meta_mu;
+   * readers consult it between ov and the tree) and that checkpoint
+   * (writer-only; ckpt_bg.c). */
+  overlay *ov_frozen;
+  struct ckpt_bg *bg;
 };
 
 int db_sync_locked(cairn_db *db); /* caller holds write_mu */
@@ -551,5 +565,39 @@ int db_checkpoint(cairn_db *db); /* takes write_mu itself */
 int db_begin_checkpointed(cairn_db *db, cairn_txn **out);
 uint64_t db_now_ms(void);
 uint64_t db_oldest_snapshot(cairn_db *db); /* caller holds meta_mu */
+
+/* ---- checkpoints in the background (ckpt_bg.c; caller holds write_mu) */
+/* Freeze the overlay and fold it into a new tree, on a helper thread
+ * where the host has one and reads through a map (else right here). */
+int ckpt_bg_start(cairn_db *db);
+/* Is a frozen overlay waiting for its fold to be published? */
+int ckpt_bg_pending(const cairn_db *db);
+/* Publish a finished fold (1 if it did), without waiting. */
+int ckpt_bg_poll(cairn_db *db);
+/* Wait for the fold and publish it; if it failed, fold the frozen overlay
+ * again here. 0 when no frozen overlay is left. */
+int ckpt_bg_finish(cairn_db *db);
+/* Wait for the fold's thread without publishing (close, stat). */
+void ckpt_bg_wait(cairn_db *db);
+/* close: wait and drop the fold without publishing. */
+void ckpt_bg_free(cairn_db *db);
+/* A write txn that began while a fold ran is about to change pages:
+ * publish the fold and move the txn onto the new tree (it has changed no
+ * page yet, and the new tree holds exactly what the frozen overlay and the
+ * old tree held). */
+int txn_rebase(cairn_txn *txn);
+/* The two halves of a checkpoint's commit (txn.c): write the new tree and
+ * every deferred page (any thread, while the writer only logs), then
+ * publish it (the writer). */
+int ckpt_write(cairn_txn *ckpt);
+/* Make the last lazy checkpoint's tree durable (its meta page) and free
+ * the pages of the tree before it: a fold's first step when one is due. */
+int ckpt_finish_lazy(cairn_db *db);
+int ckpt_publish(cairn_txn *ckpt, int rc);
+/* A checkpoint txn folding ov into cur's tree, for a caller holding
+ * write_mu; it holds no lock itself, so it can outlive the caller's. */
+int txn_begin_checkpoint(cairn_db *db, overlay *ov, cairn_txn **out);
+/* Free a checkpoint txn that was not published (its pages go back). */
+void txn_end_checkpoint(cairn_txn *ckpt);
 
 #endif /* CAIRN_ENGINE_H */

@@ -115,6 +115,7 @@ int cairn_metrics_get(cairn_db *db, cairn_metrics *out) {
   out->checkpoints = GET(checkpoints);
   out->bytes_logged = GET(bytes_logged);
   out->commits_folded = GET(commits_folded);
+  out->checkpoints_background = GET(checkpoints_background);
   summarize(&m->get, &out->get);
   summarize(&m->put, &out->put);
   summarize(&m->commit, &out->commit);

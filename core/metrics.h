@@ -26,6 +26,7 @@ typedef struct metrics {
   _Atomic uint64_t pages_allocated_new, pages_reused, pages_freed;
   _Atomic uint64_t cache_hits, cache_misses, cache_evictions;
   _Atomic uint64_t checkpoints, bytes_logged, commits_folded;
+  _Atomic uint64_t checkpoints_background;
   histo get, put, commit, sync;
 } metrics;
 

@@ -141,6 +141,8 @@ int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out) {
     return rc;
   cairn_mutex_lock(&db->meta_mu);
   out->overlay_bytes = db->ov ? atomic_load(&db->ov->bytes) : 0;
+  if (db->ov_frozen) /* being folded in the background */
+    out->overlay_bytes += atomic_load(&db->ov_frozen->bytes);
   out->last_txn_id = db->cur.txnid;
   out->durable_txn_id = db->durable_txnid;
   if (db->wal_on && db->logged_durable > out->durable_txn_id)
@@ -157,6 +159,7 @@ int cairn_db_stat_get(cairn_db *db, cairn_db_stat *out) {
   if (out->snapshots && !db->rdonly) {
     if (!writer_is_me)
       cairn_mutex_lock(&db->write_mu);
+    ckpt_bg_wait(db); /* a fold in the background changes them */
     out->pages_pinned =
         freelist_pinned_after(&db->fl, out->oldest_snapshot_id, stale);
     if (!writer_is_me)

@@ -101,11 +101,23 @@ int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
 
 /* zero: the caller does not overwrite the whole page (a fresh page must not
  * carry stale bytes to disk). */
+/* While a checkpoint folds in the background, only it may change pages
+ * (ckpt_bg.c): the write txn must have moved onto its tree first. */
+static int pages_mine(cairn_txn *txn) {
+  if (txn->db->bg && !txn->checkpoint)
+    return txn_fail(txn, cairn__seterr(CAIRN_INVALID,
+                                       "a page changed while a checkpoint "
+                                       "folds in the background (a bug)"));
+  return CAIRN_OK;
+}
+
 static int alloc_pages(cairn_txn *txn, uint64_t n, int zero, uint8_t **buf,
                        uint64_t *pgno) {
   uint32_t psize = txn->snap.page_size;
   uint64_t pg;
-  int rc;
+  int rc = pages_mine(txn);
+  if (rc)
+    return rc;
   if (pgvec_reserve(&txn->taken, txn->taken.len + n))
     return txn_fail(txn, cairn__seterr(CAIRN_NOMEM, "out of memory"));
   if (n == 1 && txn->local_free.len) {
@@ -174,6 +186,9 @@ static int retire(cairn_txn *txn, dirty_page *d) {
 }
 
 int txn_free(cairn_txn *txn, uint64_t pgno, uint64_t n) {
+  int rc = pages_mine(txn);
+  if (rc)
+    return rc;
   dirty_page *d = pgmap_del(&txn->dirty, pgno);
   pgvec *to = &txn->freed;
   if (d) {
@@ -379,6 +394,10 @@ int cairn_begin(cairn_db *db, unsigned flags, cairn_txn **out) {
       txn->ov = db->ov; /* the overlay that goes with cur's tree */
       if (txn->ov)
         overlay_ref(txn->ov);
+      txn->ov_old = db->ov_frozen;
+      if (txn->ov_old)
+        overlay_ref(txn->ov_old);
+      txn->tree_gen = db->tree_gen;
     }
     cairn_mutex_unlock(&db->meta_mu);
     if (rc) {
@@ -417,7 +436,75 @@ static uint64_t oldest_reader(cairn_db *db) {
   return oldest;
 }
 
-int txn_begin_writer(cairn_db *db, cairn_txn **out) {
+/* Writer: pages no snapshot reaches any more become free. */
+static int release_free_pages(cairn_db *db) {
+  cairn_mutex_lock(&db->meta_mu);
+  uint64_t readers = oldest_reader(db);
+  uint64_t limit = db_oldest_snapshot(db);
+  uint64_t young_limit = limit;
+  if (db->durable_txnid < limit)
+    limit = db->durable_txnid;
+  int checkpointed_ok = db->stale_readers == 0;
+  cairn_mutex_unlock(&db->meta_mu);
+  pgvec young = {0};
+  int rc =
+      freelist_release(&db->fl, limit, young_limit, checkpointed_ok, &young);
+  /* Released young pages are dead: nothing can look them up any more. */
+  for (size_t i = 0; i < young.len; i++)
+    deferred_remove(&db->def, young.v[i]);
+  pgvec_free(&young);
+  deferred_collect(&db->def, readers);
+  return rc;
+}
+
+int txn_rebase(cairn_txn *txn) {
+  cairn_db *db = txn->db;
+  if (txn->rdonly || txn->checkpoint || !txn->ov_old)
+    return CAIRN_OK; /* no fold ran when it began, and none starts before
+                      * it ends */
+  int rc = ckpt_bg_finish(db);
+  if (rc) /* the frozen overlay stays; the txn changed nothing yet */
+    return rc;
+  cairn_mutex_lock(&db->meta_mu);
+  uint64_t id = txn->snap.txnid;
+  /* (Until its first page changes, a txn's meta is cur's but the id.) */
+  txn->snap = db->cur;
+  txn->snap.txnid = id;
+  txn->map = db->pg.map;
+  txn->tree_gen = db->tree_gen;
+  cairn_mutex_unlock(&db->meta_mu);
+  catalog_state_from(txn);
+  for (size_t i = 0; i < txn->ncfs && !rc; i++) {
+    cf_state *s = txn->cfs[i], t;
+    int found;
+    rc = catalog_load_cf(txn, s->name, s->namelen, &t, &found);
+    if (!rc && !found && s->id != CAIRN_DEFAULT_CF)
+      rc = cairn__seterr(CAIRN_CORRUPT,
+                         "column family '%s' is missing from "
+                         "the checkpoint's catalog",
+                         s->name);
+    s->root = found ? t.root : 0;
+    s->depth = found ? t.depth : 0;
+    s->entries = found ? t.entries : 0;
+  }
+  if (rc)
+    return txn_fail(txn, rc);
+  /* Cursors may point into the frozen overlay: it lives as long as the
+   * txn. Their tree positions re-seek (gen). */
+  txn->ov_rebased = txn->ov_old;
+  txn->ov_old = NULL;
+  for (size_t i = 0; i < txn->nedges; i++)
+    free(txn->edges[i].key);
+  txn->nedges = 0;
+  txn->gen++;
+  if (release_free_pages(db))
+    return txn_fail(txn, cairn__seterr(CAIRN_NOMEM, "out of memory"));
+  return CAIRN_OK;
+}
+
+/* The state a write or checkpoint txn starts from; the caller holds
+ * write_mu. */
+static int begin_locked(cairn_db *db, cairn_txn **out) {
   *out = NULL;
   cairn_txn *txn = calloc(1, sizeof *txn);
   if (!txn)
@@ -428,11 +515,9 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
     free(txn);
     return cairn__seterr(CAIRN_NOMEM, "out of memory");
   }
-  cairn_mutex_lock(&db->write_mu);
   cairn_mutex_lock(&db->meta_mu);
   if (db->poisoned) {
     cairn_mutex_unlock(&db->meta_mu);
-    cairn_mutex_unlock(&db->write_mu);
     free(txn->scratch);
     free(txn);
     return cairn__seterr(CAIRN_IO,
@@ -440,39 +525,59 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
                          "page or log; close and reopen the database to "
                          "write again");
   }
-  db->writer_active = 1;
-  db->writer = cairn_thread_self();
   txn->snap = db->cur;
   txn->map = db->pg.map;
   txn->ov = db->ov; /* only a writer replaces it */
+  txn->ov_old = db->ov_frozen;
+  if (txn->ov_old)
+    overlay_ref(txn->ov_old);
+  txn->tree_gen = db->tree_gen;
+  cairn_mutex_unlock(&db->meta_mu);
+  catalog_state_from(txn);
+  *out = txn;
+  return CAIRN_OK;
+}
+
+int txn_begin_writer(cairn_db *db, cairn_txn **out) {
+  cairn_mutex_lock(&db->write_mu);
+  int rc = begin_locked(db, out);
+  if (rc) {
+    cairn_mutex_unlock(&db->write_mu);
+    return rc;
+  }
+  cairn_txn *txn = *out;
   if (db->spare_log) {
     txn->log = db->spare_log;
     txn->logcap = db->spare_logcap;
     txn->loglen = WAL_REC_HDR;
     db->spare_log = NULL;
   }
-  uint64_t readers = oldest_reader(db);
-  uint64_t limit = db_oldest_snapshot(db);
-  uint64_t young_limit = limit;
-  if (db->durable_txnid < limit)
-    limit = db->durable_txnid;
-  int checkpointed_ok = db->stale_readers == 0;
+  cairn_mutex_lock(&db->meta_mu);
+  db->writer_active = 1;
+  db->writer = cairn_thread_self();
   live_add(db, txn);
   cairn_mutex_unlock(&db->meta_mu);
-  pgvec young = {0};
-  int rc =
-      freelist_release(&db->fl, limit, young_limit, checkpointed_ok, &young);
-  /* Released young pages are dead: nothing can look them up any more. */
-  for (size_t i = 0; i < young.len; i++)
-    deferred_remove(&db->def, young.v[i]);
-  pgvec_free(&young);
-  deferred_collect(&db->def, readers);
-  txn->snap.txnid++;
-  catalog_state_from(txn);
-  *out = txn;
-  if (rc)
+  /* (A running fold owns the free set and the deferred pages.) */
+  if (!db->bg && release_free_pages(db))
     txn->failed = 1;
+  txn->snap.txnid++;
   cairn__clearerr();
+  return CAIRN_OK;
+}
+
+int txn_begin_checkpoint(cairn_db *db, overlay *ov, cairn_txn **out) {
+  int rc = begin_locked(db, out);
+  if (rc)
+    return rc;
+  cairn_txn *txn = *out;
+  overlay_unref(txn->ov_old);
+  txn->ov_old = NULL;
+  txn->ov = ov;
+  txn->detached = 1;
+  txn->checkpoint = 1;
+  /* A checkpoint records the newest commit; it is not a commit of its own
+   * (same txn id, so backups and stats name the state users committed). */
+  txn->snap.txnid = db->cur.txnid;
   return CAIRN_OK;
 }
 
@@ -529,11 +634,17 @@ static void txn_free_all(cairn_txn *txn, int keep_buffers_for_cache) {
     free(txn->edges[i].key);
   if (txn->rdonly)
     overlay_unref(txn->ov);
+  overlay_unref(txn->ov_old);
+  overlay_unref(txn->ov_rebased);
+  if (txn->detached) { /* a checkpoint: never in the live list */
+    free(txn);
+    return;
+  }
   cairn_mutex_lock(&db->meta_mu);
   live_remove(db, txn);
   if (txn->rdonly) {
     snap_remove(db, txn->snap.txnid);
-    if (txn->ov != db->ov)
+    if (txn->tree_gen != db->tree_gen)
       db->stale_readers--;
   } else {
     db->writer_active = 0;
@@ -800,6 +911,13 @@ static int finish_lazy_checkpoint(cairn_db *db) {
   return CAIRN_OK;
 }
 
+int ckpt_finish_lazy(cairn_db *db) {
+  int rc = finish_lazy_checkpoint(db);
+  if (!rc && release_free_pages(db))
+    rc = cairn__seterr(CAIRN_NOMEM, "out of memory releasing free pages");
+  return rc;
+}
+
 /* Log mode: append the commit's record (synced if durable), then hand its
  * pages to the deferred page table, where readers find them. */
 static int commit_logged(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
@@ -906,6 +1024,130 @@ static int commit_pages(cairn_txn *txn, int sync, dirty_page **ds, size_t n) {
   return rc;
 }
 
+/* Caller holds meta_mu: cur names a new tree; every live reader holds an
+ * older one, whose pages wait until they are gone (stale_readers). */
+static void new_tree_locked(cairn_db *db) {
+  db->tree_gen++;
+  db->stale_readers = 0;
+  for (size_t i = 0; i < db->nsnaps; i++)
+    db->stale_readers += db->snaps[i].count;
+}
+
+/* A checkpoint's tree is published (newest: the newest commit's id): the
+ * deferred pages are in the file, the pages it replaced need not stay in
+ * memory, the pages it wrote may be warmed. */
+static void replaced_tree(cairn_txn *txn, uint64_t newest, int warm) {
+  cairn_db *db = txn->db;
+  /* Readers that start from here on read the deferred pages in the file;
+   * those that began before may hold pointers into them. */
+  dp_table *written = deferred_detach(&db->def);
+  cairn_mutex_lock(&db->meta_mu);
+  uint64_t readers = oldest_reader(db);
+  cairn_mutex_unlock(&db->meta_mu);
+  deferred_retire_written(&db->def, written, readers, newest);
+  METRIC_ADD(&db->metrics, checkpoints, 1);
+  db->freed_since_ckpt = 0;
+  pgvec_sort(&txn->freed);
+  if (warm) {
+    /* (A commit that folded itself replaced a few pages at the trees'
+     * edges and wrote pages it has just had in hand: neither the madvise
+     * with its TLB flushes nor the warmer pays there.) The warmer may
+     * still be mapping the replaced tree's pages. */
+    warmer_cancel(db->warm);
+    pager_forget(&db->pg, &txn->freed);
+    warmer_submit(&db->warm, db->pg.map, db->pg.map_len, db->pg.psize,
+                  &db->warm_pages);
+  }
+  db->warm_pages.len = 0;
+  cairn_mutex_lock(&db->meta_mu);
+  db->free_pages = txn->snap.freelist_count;
+  cairn_mutex_unlock(&db->meta_mu);
+}
+
+/* The pages a checkpoint freed wait for readers of the tree it replaced
+ * (it shares its txn id with them); those it took and freed again are
+ * free now. Room in ready was made before its commit point. */
+static int checkpoint_frees(cairn_txn *txn) {
+  cairn_db *db = txn->db;
+  int rc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed,
+                                PENDING_CHECKPOINT);
+  if (!rc && txn->local_free.len) {
+    pgvec_sort(&txn->local_free);
+    rc = pgvec_merge(&db->fl.ready, &txn->local_free);
+  }
+  return rc;
+}
+
+int ckpt_write(cairn_txn *txn) {
+  cairn_db *db = txn->db;
+  int rc = view_fold(txn);
+  if (!rc)
+    rc = catalog_flush(txn);
+  if (!rc)
+    rc = freelist_persist(txn);
+  dirty_page **ds = NULL;
+  size_t n = 0;
+  if (!rc) {
+    ds = malloc((txn->dirty.len + 1) * sizeof *ds);
+    if (!ds || pgvec_reserve(&db->fl.ready,
+                             db->fl.ready.len + txn->local_free.len + 1))
+      rc = cairn__seterr(CAIRN_NOMEM, "out of memory checkpointing");
+  }
+  if (!rc) {
+    for (size_t i = 0; i < txn->dirty.cap; i++)
+      if (txn->dirty.slots[i].key)
+        ds[n++] = txn->dirty.slots[i].val;
+    qsort(ds, n, sizeof *ds, cmp_dirty);
+    seal_pages(ds, n, db->pg.psize, txn->snap.txnid);
+    rc = commit_pages(txn, 0, ds, n);
+  }
+  free(ds);
+  return rc ? txn_fail(txn, rc) : CAIRN_OK;
+}
+
+void txn_end_checkpoint(cairn_txn *txn) {
+  if (txn->taken.len)
+    freelist_return(&txn->db->fl, &txn->taken);
+  txn_free_all(txn, 0);
+}
+
+int ckpt_publish(cairn_txn *txn, int rc) {
+  cairn_db *db = txn->db;
+  if (rc) {
+    txn_end_checkpoint(txn);
+    return rc;
+  }
+  /* The cache must hold the new content of reused page numbers before any
+   * reader can reach them through the new tree (the cache owns the
+   * buffers then). */
+  for (size_t i = 0; !db->pg.mapped && i < txn->dirty.cap; i++) {
+    dirty_page *d = txn->dirty.slots[i].val;
+    if (txn->dirty.slots[i].key && d)
+      pager_adopt(&db->pg, d->pgno, d->npages, d->buf);
+  }
+  cairn_mutex_lock(&db->meta_mu);
+  uint64_t newest = db->cur.txnid;
+  /* The commits since the freeze changed no page: cur's tree is still the
+   * one this fold started from, and the new tree replaces it whole. */
+  db->cur = txn->snap;
+  db->cur.txnid = newest;
+  overlay *folded = db->ov_frozen;
+  db->ov_frozen = NULL;
+  new_tree_locked(db);
+  cairn_mutex_unlock(&db->meta_mu);
+  overlay_unref(folded); /* readers that began before keep theirs */
+  /* Like any lazy checkpoint: the next one writes its meta page first,
+   * and until then the log holds everything since the durable tree. */
+  db->ckpt_unsynced = 1;
+  db->ckpt_meta = txn->snap;
+  replaced_tree(txn, newest, 1);
+  METRIC_ADD(&db->metrics, pages_freed, txn->freed.len);
+  if (checkpoint_frees(txn)) /* the pages are lost until reopen */
+    cairn__seterr(CAIRN_NOMEM, "out of memory recording free pages");
+  txn_free_all(txn, !db->pg.mapped);
+  return CAIRN_OK;
+}
+
 /* lazy: write the new tree but not its meta page, and keep the log (it
  * still holds everything since the tree a crash falls back to), so no
  * commit waits for the disk; the next checkpoint makes it durable first. */
@@ -914,6 +1156,19 @@ static int checkpoint(cairn_db *db, cairn_txn **snap_out, int lazy) {
   int rc = txn_begin_writer(db, &txn);
   if (rc)
     return rc;
+  if (ckpt_bg_pending(db) && !txn->failed) {
+    /* One fold at a time, in commit order: the one in flight (or one
+     * that failed) is published first. */
+    rc = ckpt_bg_finish(db);
+    cairn_abort(txn);
+    if (rc || (rc = txn_begin_writer(db, &txn)) != CAIRN_OK)
+      return rc;
+  }
+  if (lazy && !snap_out && db->ov && db->ov->nodes && !txn->failed) {
+    rc = ckpt_bg_start(db);
+    cairn_abort(txn); /* unlocks: commits go on while it folds */
+    return rc;
+  }
   db->warm_pages.len = 0; /* of a checkpoint that failed */
   if (db->ckpt_unsynced && !txn->failed) {
     /* Folding over a durable tree keeps at most two trees in the file:
@@ -998,8 +1253,8 @@ int cairn_commit(cairn_txn *txn) {
  * and the log needs no record of it. */
 static int folds_itself(const cairn_txn *txn) {
   const cairn_db *db = txn->db;
-  return !db->replaying && !db->poisoned && db->ov && db->wal.pos == WAL_HDR &&
-         !db->ckpt_unsynced && !db->def.bytes &&
+  return !db->replaying && !db->poisoned && db->ov && !ckpt_bg_pending(db) &&
+         db->wal.pos == WAL_HDR && !db->ckpt_unsynced && !db->def.bytes &&
          txn->loglen >= FOLD_AT_COMMIT_BYTES &&
          txn->fold_bytes <= txn->loglen + txn->loglen / 2;
 }
@@ -1065,9 +1320,11 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   pgvec young = {0};
   if (!rc) {
     ds = malloc((txn->dirty.len + 1) * sizeof *ds);
+    /* (While a checkpoint folds in the background a commit frees nothing
+     * and the free set is the fold's.) */
     if (!ds || (logged && pgvec_reserve(&young, txn->freed.len + 1)) ||
-        pgvec_reserve(&db->fl.ready,
-                      db->fl.ready.len + txn->local_free.len + 1))
+        (!db->bg && pgvec_reserve(&db->fl.ready,
+                                  db->fl.ready.len + txn->local_free.len + 1)))
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory committing");
   }
   if (!rc) {
@@ -1103,8 +1360,9 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   int frc = logged ? split_young(txn, &young) : CAIRN_OK;
   uint64_t free_pages = 0;
   if (!frc && logged) {
-    free_pages = freelist_total(&db->fl) + txn->freed.len + young.len +
-                 txn->local_free.len;
+    free_pages = db->bg ? db->free_pages
+                        : freelist_total(&db->fl) + txn->freed.len + young.len +
+                              txn->local_free.len;
   }
   overlay *folded = NULL;
   cairn_mutex_lock(&db->meta_mu);
@@ -1112,9 +1370,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   if (fresh) { /* the new tree holds what the overlay held */
     folded = db->ov;
     db->ov = fresh;
-    db->stale_readers = 0; /* every live reader holds an older one now */
-    for (size_t i = 0; i < db->nsnaps; i++)
-      db->stale_readers += db->snaps[i].count;
+    new_tree_locked(db);
   }
   if (logged) {
     db->free_pages = free_pages;
@@ -1128,14 +1384,6 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   cairn_mutex_unlock(&db->meta_mu);
   overlay_unref(folded); /* readers that began before keep theirs */
   if (txn->checkpoint) {
-    /* Every deferred page is in the file under a durable meta page now:
-     * readers that start from here on read them there, and the log
-     * restarts after this checkpoint. */
-    dp_table *written = deferred_detach(&db->def);
-    cairn_mutex_lock(&db->meta_mu);
-    uint64_t readers = oldest_reader(db);
-    cairn_mutex_unlock(&db->meta_mu);
-    deferred_retire_written(&db->def, written, readers, txn->snap.txnid);
     int wrc = CAIRN_OK;
     if (self_fold) { /* the log held no record: its header can wait */
       wal_reset_later(&db->wal, txn->snap.db_id, txn->snap.txnid);
@@ -1153,42 +1401,27 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       db->poisoned = 1;
       rc = wrc;
     }
-    METRIC_ADD(&db->metrics, checkpoints, 1);
-    db->freed_since_ckpt = 0;
-    /* The tree this checkpoint replaced is no one's newest state: its
-     * pages need not stay in this process's memory. */
-    pgvec_sort(&txn->freed);
-    if (!self_fold) {
-      /* (A commit that folded itself replaced a few pages at the trees'
-       * edges and wrote pages it has just had in hand: neither the
-       * madvise with its TLB flushes nor the warmer pays there.) The
-       * warmer may still be mapping the replaced tree's pages. */
-      warmer_cancel(db->warm);
-      pager_forget(&db->pg, &txn->freed);
-      warmer_submit(&db->warm, db->pg.map, db->pg.map_len, db->pg.psize,
-                    &db->warm_pages);
-    }
-    db->warm_pages.len = 0;
+    replaced_tree(txn, txn->snap.txnid, !self_fold);
     if (!rc && txn->snap_out) /* still holding write_mu: no commit between */
       rc = cairn_begin(db, CAIRN_TXN_RDONLY, txn->snap_out);
-    cairn_mutex_lock(&db->meta_mu);
-    if (sync)
+    if (sync) {
+      cairn_mutex_lock(&db->meta_mu);
       db->logged_durable = txn->snap.txnid;
-    db->free_pages = txn->snap.freelist_count;
-    cairn_mutex_unlock(&db->meta_mu);
+      cairn_mutex_unlock(&db->meta_mu);
+    }
   }
   METRIC_ADD(&db->metrics, pages_freed, txn->freed.len + young.len);
   if (logged) /* checkpointed pages replaced: reusable after a checkpoint */
     db->freed_since_ckpt += txn->freed.len;
-  if (!frc) /* a checkpoint shares its txn id with readers of the tree it
-             * replaced: its pages wait until those readers are gone */
+  if (!frc && txn->checkpoint)
+    frc = checkpoint_frees(txn);
+  if (!frc && !txn->checkpoint)
     frc = freelist_add_pending(&db->fl, txn->snap.txnid, &txn->freed,
-                               txn->checkpoint ? PENDING_CHECKPOINT
-                                               : PENDING_OLD);
+                               PENDING_OLD);
   if (!frc)
     frc = freelist_add_pending(&db->fl, txn->snap.txnid, &young, 1);
   pgvec_free(&young);
-  if (!frc && txn->local_free.len) {
+  if (!frc && !txn->checkpoint && txn->local_free.len) {
     pgvec_sort(&txn->local_free);
     frc = pgvec_merge(&db->fl.ready, &txn->local_free);
   }
@@ -1211,6 +1444,10 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   }
   if (logged) /* the deferred page table owns the pages now */
     pgmap_clear(&txn->dirty);
+  /* A fold that finished in the background is published here, by the
+   * writer, between commits. */
+  if (logged && !db->replaying)
+    ckpt_bg_poll(db);
   /* Pages of the checkpointed tree that commits replaced cannot be reused
    * before the next checkpoint: checkpointing once they pass a quarter of
    * the file bounds the file's growth. */
@@ -1235,6 +1472,10 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     METRIC_ADD(m, commits_lazy, sync ? 0 : 1);
     histo_record(&m->commit, metrics_now_ns() - t0);
   }
+  /* While a fold runs in the background, the next lazy one waits for it
+   * (rather than the writer) until the overlay holds two budgets. */
+  if (ckpt && lazy_ckpt && db->bg && db->ov->bytes < 2 * budget)
+    ckpt = 0;
   if (ckpt)
     /* The commit is durable in the log; a failed checkpoint leaves its
      * pages in memory and is retried after the next commit. */

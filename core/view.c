@@ -9,7 +9,9 @@
  * with, and the writer sees its own. A plain put writes blind (no tree
  * read); a node records, once someone needs it, whether its key is in the
  * tree (fixed while the overlay lives), so counting entries and deciding
- * delete-or-NOTFOUND read the tree at most once per key.
+ * delete-or-NOTFOUND read the tree at most once per key. While a checkpoint
+ * folds in the background (ckpt_bg.c), the overlay it folds lies between
+ * the txn's overlay and the tree.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,21 @@
 #include "engine.h"
 #include "error.h"
 
+/* The newest version of (cf, key) in ov a snapshot sees, or NULL. */
+static const ov_version *find_visible(overlay *ov, uint32_t cf,
+                                      const uint8_t *key, size_t klen,
+                                      uint64_t snap) {
+  ov_node *n = ov ? overlay_find(ov, cf, key, klen) : NULL;
+  return n ? ov_visible(n, snap) : NULL;
+}
+
 int view_get(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
              cairn_slice *val) {
   if (txn->ov) {
-    ov_node *n = overlay_find(txn->ov, s->id, key, klen);
-    const ov_version *v = n ? ov_visible(n, txn->snap.txnid) : NULL;
+    uint64_t snap = txn->snap.txnid;
+    const ov_version *v = find_visible(txn->ov, s->id, key, klen, snap);
+    if (!v && txn->ov_old) /* a checkpoint is folding it into a new tree */
+      v = find_visible(txn->ov_old, s->id, key, klen, snap);
     if (v) {
       if (v->tomb)
         return CAIRN_NOTFOUND;
@@ -47,10 +59,22 @@ static int reserve_written(cairn_txn *txn) {
   return CAIRN_OK;
 }
 
-/* Is n's key in the checkpointed tree? Looked up once per node. */
-static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, int *out) {
+/* Is n's key in what lies beneath n's overlay: the checkpointed tree, and
+ * over it the overlay a background checkpoint folds into the next tree
+ * (under; NULL if none, or if n is in that one)? Fixed while n's overlay
+ * lives (the next tree holds the same), so it is looked up once per node. */
+static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, overlay *under,
+                   int *out) {
   unsigned b = atomic_load_explicit(&n->in_base, memory_order_relaxed);
-  if (b == OV_BASE_UNKNOWN) {
+  const ov_version *v =
+      b == OV_BASE_UNKNOWN && under
+          /* every version in a frozen overlay is committed or aborted */
+          ? find_visible(under, s->id, n->key, n->klen, OV_ABORTED - 1)
+          : NULL;
+  if (v) {
+    b = !v->tomb;
+    atomic_store_explicit(&n->in_base, (uint8_t)b, memory_order_relaxed);
+  } else if (b == OV_BASE_UNKNOWN) {
     cairn_slice old;
     int rc = btree_get(txn, s, n->key, n->klen, &old);
     if (rc && rc != CAIRN_NOTFOUND)
@@ -115,7 +139,7 @@ int view_write(cairn_txn *txn, cf_state *s, const uint8_t *key, size_t klen,
     const ov_version *v = ov_visible(n, txn->snap.txnid);
     int exists = v && !v->tomb;
     if (!v) {
-      int rc = in_base(txn, s, n, &exists);
+      int rc = in_base(txn, s, n, txn->ov_old, &exists);
       if (rc)
         return txn_fail(txn, rc);
     }
@@ -144,22 +168,33 @@ void view_abort(cairn_txn *txn) {
   txn->nov_written = 0;
 }
 
+/* What ov's versions a snapshot sees add to the entries beneath it. */
+static int entries_delta(cairn_txn *txn, cf_state *s, overlay *ov,
+                         overlay *under, int64_t *delta) {
+  for (ov_node *n = overlay_seek(ov, s->id, (const uint8_t *)"", 0); n;
+       n = overlay_next(n)) {
+    const ov_version *v = ov_visible(n, txn->snap.txnid);
+    int base;
+    if (!v)
+      continue;
+    int rc = in_base(txn, s, n, under, &base);
+    if (rc)
+      return rc;
+    *delta += (int64_t)!v->tomb - (int64_t)base;
+  }
+  return CAIRN_OK;
+}
+
 int view_entries(cairn_txn *txn, cf_state *s, uint64_t *out) {
   int64_t delta = 0;
   if (!txn->rdonly)
     overlay_link_pending(txn->ov);
-  if (txn->ov)
-    for (ov_node *n = overlay_seek(txn->ov, s->id, (const uint8_t *)"", 0); n;
-         n = overlay_next(n)) {
-      const ov_version *v = ov_visible(n, txn->snap.txnid);
-      int base;
-      if (!v)
-        continue;
-      int rc = in_base(txn, s, n, &base);
-      if (rc)
-        return rc;
-      delta += (int64_t)!v->tomb - (int64_t)base;
-    }
+  int rc =
+      txn->ov ? entries_delta(txn, s, txn->ov, txn->ov_old, &delta) : CAIRN_OK;
+  if (!rc && txn->ov_old)
+    rc = entries_delta(txn, s, txn->ov_old, NULL, &delta);
+  if (rc)
+    return rc;
   if (delta < 0 && (uint64_t)-delta > s->entries)
     return cairn__seterr(CAIRN_CORRUPT,
                          "column family '%s': the overlay deletes more "

@@ -289,6 +289,9 @@ typedef struct cairn_metrics {
   /* durable commits of appends that folded themselves into the tree
    * instead of being logged (log mode; each is a checkpoint too) */
   uint64_t commits_folded;
+  /* lazy checkpoints whose fold ran while commits went on (counted as they
+   * begin; published ones count in checkpoints too) */
+  uint64_t checkpoints_background;
   cairn_latency get, put, commit, sync;
 } cairn_metrics;
 

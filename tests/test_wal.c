@@ -22,6 +22,10 @@
  *     log's header with its record); random writes, small or lazy commits
  *     and a log that holds records keep the log path; crashes after
  *     either recover every commit;
+ *   - lazy checkpoints fold in the background (at once on the fault
+ *     platform, on a helper thread on unix): while the frozen overlay
+ *     waits to be published, reads, counts, cursors, deletes, no-overwrite
+ *     puts and column family changes see exactly the model;
  *   - creating a database removes a stale log of an earlier one.
  */
 #include <stdio.h>
@@ -426,6 +430,155 @@ static void test_lazy_checkpoints(void) {
   ts_state_free(&st);
 }
 
+/* What txn sees of the model's default cf, key by key (gets), backwards
+ * (a reverse cursor) and in total (the cf's entry count). */
+static int sees_default(cairn_txn *txn, const ts_map *m) {
+  int ok = 1;
+  cairn_cf_stat cs;
+  if (!CHECK_OK(cairn_cf_stat_get(txn, CAIRN_DEFAULT_CF, &cs)) ||
+      !CHECK(cs.entries == m->n))
+    ok = 0;
+  for (size_t i = 0; i < m->n && ok; i++) {
+    cairn_slice v;
+    ok = CHECK_OK(cairn_get(txn, CAIRN_DEFAULT_CF,
+                            ts_sl(m->e[i].key, m->e[i].klen), &v)) &&
+         CHECK(ts_value_eq(v.data, v.size, m->e[i].vseed, m->e[i].vlen));
+  }
+  cairn_cursor *c = NULL;
+  if (!ok || !CHECK_OK(cairn_cursor_open(txn, CAIRN_DEFAULT_CF, &c)))
+    return 0;
+  size_t j = m->n;
+  int rc;
+  for (rc = cairn_cursor_last(c); rc == CAIRN_OK && ok;
+       rc = cairn_cursor_prev(c)) {
+    cairn_slice k;
+    ok = CHECK(j > 0) && CHECK_OK(cairn_cursor_get(c, &k, NULL)) &&
+         CHECK(ts_keycmp(k.data, k.size, m->e[j - 1].key, m->e[j - 1].klen) ==
+               0);
+    j--;
+  }
+  ok = ok && CHECK_RC(rc, CAIRN_NOTFOUND) && CHECK(j == 0);
+  cairn_cursor_close(c);
+  return ok;
+}
+
+/* Lazy checkpoints fold in the background: commits go into a fresh
+ * overlay while the frozen one is folded. On the fault platform (no map)
+ * the fold runs at once and is published at the end of the next commit, so
+ * every commit after a checkpoint begins sees the tree, the frozen overlay
+ * and the fresh one. Reads, counts, cursors both ways, deletes and
+ * no-overwrite puts of keys only the frozen overlay holds, a column family
+ * created or dropped meanwhile (the txn moves onto the new tree first), a
+ * snapshot from before, and crashes all come out as the model says. */
+static void test_background_checkpoints(const char *plat, const char *path) {
+  ts_set_ctx("lazy checkpoints fold in the background (%s)", plat);
+  /* on unix the fold runs on a helper thread, so when it is published
+   * depends on timing, except where a page change waits for it */
+  int threaded = strcmp(plat, "fault") != 0;
+  cairn_options o;
+  cairn_db *db = NULL;
+  if (threaded) {
+    ts_options(&o, plat, 4096);
+    o.checkpoint_mib = 1;
+    o.durability = CAIRN_DURABILITY_LAZY;
+    o.lazy_sync_commits = 0;
+    o.lazy_sync_ms = 0;
+    CHECK_OK(cairn_open(path, &o, &db));
+  } else {
+    db = open_small_budget(&o, 1);
+  }
+  if (!db)
+    return;
+  ts_state st, held_st;
+  ts_state_init(&st);
+  cairn_txn *held = NULL; /* a snapshot from before the first fold */
+  cairn_metrics m, m0;
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  int windows = 0, rebased = 0;
+  for (int c = 1; c <= 300; c++) {
+    CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_DEFAULT));
+    if (!held && c == 20) {
+      CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &held));
+      ts_state_copy(&held_st, &st);
+    }
+    CHECK_OK(cairn_metrics_get(db, &m));
+    if (m.checkpoints_background == m0.checkpoints_background) {
+      m0 = m;
+      continue;
+    }
+    /* A fold began at this commit; the next one publishes it. */
+    windows++;
+    CHECK(threaded || m.checkpoints == m0.checkpoints);
+    CHECK(matches(db, &st));
+    cairn_txn *r = NULL, *t = NULL;
+    if (CHECK_OK(cairn_begin(db, CAIRN_TXN_RDONLY, &r))) {
+      CHECK(sees_default(r, &st.map[0]));
+      cairn_abort(r);
+    }
+    if (!CHECK_OK(cairn_begin(db, 0, &t)))
+      break;
+    ts_map *dm = &st.map[0];
+    CHECK(sees_default(t, dm));
+    for (size_t i = 0; i < dm->n && i < 60; i += 3) { /* the frozen ones */
+      cairn_slice k = ts_sl(dm->e[i].key, dm->e[i].klen);
+      CHECK_RC(
+          cairn_put(t, CAIRN_DEFAULT_CF, k, ts_str("x"), CAIRN_PUT_NOOVERWRITE),
+          CAIRN_EXISTS);
+    }
+    for (size_t i = 0; i < dm->n && i < 40; i += 4) {
+      char k[32];
+      snprintf(k, sizeof k, "%.*s", (int)dm->e[i].klen, dm->e[i].key);
+      CHECK_OK(cairn_del(t, CAIRN_DEFAULT_CF, ts_str(k)));
+      ts_map_del(dm, k, strlen(k));
+    }
+    CHECK_RC(cairn_del(t, CAIRN_DEFAULT_CF, ts_str("k-never")), CAIRN_NOTFOUND);
+    CHECK(sees_default(t, dm));
+    if (windows % 2) { /* a page change: the fold is published first */
+      const char *name = "during-fold";
+      int idx = ts_state_find(&st, name);
+      cairn_cf cf;
+      if (idx < 0) {
+        CHECK_OK(cairn_cf_open(t, name, CAIRN_CF_CREATE, &cf));
+        ts_state_add(&st, name);
+        CHECK_OK(cairn_put(t, cf, ts_str("a"), ts_sl("", 0), 0));
+        ts_map_put(&st.map[ts_state_find(&st, name)], "a", 1, 0, 0);
+      } else {
+        CHECK_OK(cairn_cf_open(t, name, 0, &cf));
+        CHECK_OK(cairn_cf_drop(t, cf));
+        ts_state_drop(&st, idx);
+      }
+      CHECK_OK(cairn_metrics_get(db, &m));
+      rebased += CHECK(m.checkpoints >= m0.checkpoints + 1);
+      CHECK(sees_default(t, dm));
+    }
+    CHECK_OK(cairn_commit(t));
+    CHECK_OK(cairn_metrics_get(db, &m));
+    CHECK(threaded || m.checkpoints == m0.checkpoints + 1); /* published */
+    CHECK(matches(db, &st));
+    m0 = m;
+  }
+  CHECK(windows >= 3 && rebased >= 2);
+  if (held) { /* it spanned every fold */
+    char why[256] = "";
+    CHECK(ts_db_compare(held, &held_st, why, sizeof why) == 0);
+    cairn_abort(held);
+    ts_state_free(&held_st);
+  }
+  CHECK_OK(cairn_check(db, NULL, NULL));
+  CHECK_OK(cairn_sync(db));
+  if (!threaded) {
+    crash_and_verify(db, &o, &st, 9);
+  } else {
+    CHECK_OK(cairn_close(db));
+    db = NULL;
+    if (CHECK_OK(cairn_open(path, &o, &db))) {
+      CHECK(matches(db, &st));
+      CHECK_OK(cairn_close(db));
+    }
+  }
+  ts_state_free(&st);
+}
+
 /* One txn of n puts in cf: 8-byte big-endian keys from first on (step
  * apart), values of vlen bytes. */
 static int put_heights(cairn_db *db, ts_state *st, cairn_cf cf, int ci,
@@ -559,6 +712,17 @@ int main(void) {
   test_readonly_and_nolog();
   test_snapshot_across_checkpoints();
   test_lazy_checkpoints();
+  test_background_checkpoints("fault", DB);
+#ifdef CAIRN_HAVE_UNIX_PLATFORM
+  {
+    char *dir = ts_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/bg.db", dir);
+    test_background_checkpoints("unix", path);
+    ts_rmtree(dir);
+    free(dir);
+  }
+#endif
   fault_reset();
   return test_summary();
 }
