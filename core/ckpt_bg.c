@@ -72,21 +72,23 @@ int ckpt_bg_start(cairn_db *db) {
   cairn_mutex_lock(&db->meta_mu);
   db->ov_frozen = db->ov; /* the db's reference moves with it */
   db->ov = fresh;
+  db->frozen_txnid = db->cur.txnid;
   cairn_mutex_unlock(&db->meta_mu);
-  db->log_ckpt_pos = db->wal.pos; /* the next budget counts from here */
-  db->freed_since_ckpt = 0;
   db->warm_pages.len = 0; /* of a fold that failed */
   /* Folding over a durable tree keeps at most two trees in the file: the
    * fold first writes the last lazy checkpoint's meta page (mostly synced
    * by then: a background sync began when its tree was written), then
    * reuses the pages of the tree before. */
   bg->finish_lazy = db->ckpt_unsynced;
-  /* (Should this fail, the frozen overlay waits for the next checkpoint.) */
-  int rc = txn_begin_checkpoint(db, db->ov_frozen, &bg->txn);
+  /* (Should this fail, the frozen overlay waits for the next checkpoint,
+   * which the next commit starts.) */
+  int rc = txn_begin_checkpoint(db, db->ov_frozen, db->frozen_txnid, &bg->txn);
   if (rc) {
     free(bg);
     return rc;
   }
+  db->log_ckpt_pos = db->wal.pos; /* the next budget counts from here */
+  db->freed_since_ckpt = 0;
   db->bg = bg;
   METRIC_ADD(&db->metrics, checkpoints_background, 1);
 #ifndef CAIRN_SINGLE_THREADED
@@ -146,9 +148,11 @@ int ckpt_bg_finish(cairn_db *db) {
   }
   if (!db->ov_frozen)
     return CAIRN_OK;
-  /* The last fold failed: fold the frozen overlay again, here. */
+  /* The last fold failed: fold the frozen overlay again, here — with the
+   * id of its newest commit, not cur's: the new tree holds nothing later,
+   * and recovery replays the log from the id its meta page names. */
   cairn_txn *txn;
-  int rc = txn_begin_checkpoint(db, db->ov_frozen, &txn);
+  int rc = txn_begin_checkpoint(db, db->ov_frozen, db->frozen_txnid, &txn);
   if (rc)
     return rc;
   return ckpt_publish(txn, fold(txn, db->ckpt_unsynced));

@@ -150,9 +150,9 @@ typedef struct retired_table {
 typedef struct deferred {
   dp_table *_Atomic tab;
   _Atomic size_t live; /* entries of tab (readers skip an empty table) */
-  uint64_t bytes;      /* writer-only: bytes of live pages */
+  uint64_t bytes;      /* writer-only (a running fold's): bytes of live pages */
   uint32_t psize;
-  retired_table *retired; /* writer-only */
+  retired_table *retired; /* writer-only (a running fold's) */
   page_pool *pool;        /* where freed pages go (the db's) */
 } deferred;
 
@@ -497,7 +497,9 @@ struct cairn_db {
   cairn_options opts;
   char *path;
   int rdonly;
-  int poisoned;         /* a commit failed while writing meta: writes refused */
+  /* a commit failed while writing meta: writes refused (atomic: a fold in
+   * the background may set it, writing the tree before it durable) */
+  _Atomic int poisoned;
   cairn_mutex write_mu; /* held for the life of the write txn */
   int writer_active;
   cairn_thread_id writer;
@@ -551,6 +553,7 @@ struct cairn_db {
    * readers consult it between ov and the tree) and that checkpoint
    * (writer-only; ckpt_bg.c). */
   overlay *ov_frozen;
+  uint64_t frozen_txnid; /* writer: the newest commit ov_frozen holds */
   struct ckpt_bg *bg;
 };
 
@@ -594,9 +597,11 @@ int ckpt_write(cairn_txn *ckpt);
  * the pages of the tree before it: a fold's first step when one is due. */
 int ckpt_finish_lazy(cairn_db *db);
 int ckpt_publish(cairn_txn *ckpt, int rc);
-/* A checkpoint txn folding ov into cur's tree, for a caller holding
- * write_mu; it holds no lock itself, so it can outlive the caller's. */
-int txn_begin_checkpoint(cairn_db *db, overlay *ov, cairn_txn **out);
+/* A checkpoint txn folding ov, which holds the commits up to txnid, into
+ * cur's tree, for a caller holding write_mu; it holds no lock itself, so
+ * it can outlive the caller's. */
+int txn_begin_checkpoint(cairn_db *db, overlay *ov, uint64_t txnid,
+                         cairn_txn **out);
 /* Free a checkpoint txn that was not published (its pages go back). */
 void txn_end_checkpoint(cairn_txn *ckpt);
 

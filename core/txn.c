@@ -565,7 +565,8 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
   return CAIRN_OK;
 }
 
-int txn_begin_checkpoint(cairn_db *db, overlay *ov, cairn_txn **out) {
+int txn_begin_checkpoint(cairn_db *db, overlay *ov, uint64_t txnid,
+                         cairn_txn **out) {
   int rc = begin_locked(db, out);
   if (rc)
     return rc;
@@ -575,9 +576,10 @@ int txn_begin_checkpoint(cairn_db *db, overlay *ov, cairn_txn **out) {
   txn->ov = ov;
   txn->detached = 1;
   txn->checkpoint = 1;
-  /* A checkpoint records the newest commit; it is not a commit of its own
-   * (same txn id, so backups and stats name the state users committed). */
-  txn->snap.txnid = db->cur.txnid;
+  /* A checkpoint records the newest commit it folds; it is not a commit of
+   * its own (same txn id, so backups and stats name the state users
+   * committed, and recovery replays the log's records after it). */
+  txn->snap.txnid = txnid;
   return CAIRN_OK;
 }
 
@@ -713,8 +715,10 @@ static int write_dirty(cairn_txn *txn, dirty_page **ds, size_t n) {
   metrics *m = &txn->db->metrics;
   METRIC_ADD(m, pages_written, pages);
   METRIC_ADD(m, bytes_written, pages * psize);
-  METRIC_SET(m, last_commit_pages, pages + txn->spilled);
-  METRIC_SET(m, last_commit_bytes, (pages + txn->spilled) * psize);
+  if (!txn->detached) { /* (a fold in the background is no commit) */
+    METRIC_SET(m, last_commit_pages, pages + txn->spilled);
+    METRIC_SET(m, last_commit_bytes, (pages + txn->spilled) * psize);
+  }
   size_t i = 0;
   int rc = CAIRN_OK;
   while (i < n && !rc) {
@@ -1455,7 +1459,8 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
   uint64_t logged_since =
       db->wal.pos > db->log_ckpt_pos ? db->wal.pos - db->log_ckpt_pos : 0;
   int ckpt = logged && !db->replaying && !db->rdonly &&
-             (db->def.bytes >= budget || logged_since >= budget ||
+             /* (a running fold owns def; no commit adds to it meanwhile) */
+             ((!db->bg && db->def.bytes >= budget) || logged_since >= budget ||
               (db->ov && db->ov->bytes >= budget) ||
               (db->freed_since_ckpt > 16 &&
                db->freed_since_ckpt > txn->snap.page_count / 4));

@@ -579,6 +579,73 @@ static void test_background_checkpoints(const char *plat, const char *path) {
   ts_state_free(&st);
 }
 
+/* A background fold that fails (a write error) leaves its frozen overlay
+ * in place; the next checkpoint folds it again, under the id of the
+ * newest commit it holds — not the newest commit — so a crash once that
+ * tree's meta page is durable replays the commits made since. */
+static void test_background_fold_fails(void) {
+  ts_set_ctx("a background fold that fails is folded again");
+  int first = -1;  /* the commit whose end starts the first fold */
+  long op_at = -1; /* the operation count before it */
+  cairn_options o;
+  cairn_db *db = open_small_budget(&o, 1);
+  ts_state st;
+  ts_state_init(&st);
+  cairn_metrics m, m0;
+  CHECK_OK(cairn_metrics_get(db, &m0));
+  for (int c = 1; db && c <= 300 && first < 0; c++) {
+    long before = fault_op_count();
+    CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_DEFAULT));
+    CHECK_OK(cairn_metrics_get(db, &m));
+    if (m.checkpoints_background > m0.checkpoints_background) {
+      first = c;
+      op_at = before;
+    }
+  }
+  if (db)
+    CHECK_OK(cairn_close(db));
+  ts_state_free(&st);
+  if (!CHECK(first > 1))
+    return;
+  int done = 0;
+  for (long k = 0; k < 200 && !done; k++) {
+    ts_set_ctx("a background fold that fails is folded again (crash at %ld)",
+               k);
+    if (!(db = open_small_budget(&o, 1)))
+      return;
+    ts_state_init(&st);
+    for (int c = 1; c < first; c++)
+      CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_DEFAULT));
+    CHECK(fault_op_count() == op_at);
+    /* the commit writes its log record, then the fold fails */
+    fault_set_error_at(op_at + 1, CAIRN_NOSPC, 0);
+    CHECK_OK(cairn_metrics_get(db, &m0));
+    CHECK_OK(do_commit(db, &st, first, CAIRN_DURABILITY_DEFAULT));
+    for (int c = first + 1, n = 0; n < 4; c++) /* (a cf change would */
+      if (c % 7 != 3 && ++n)                   /* fold it again now) */
+        CHECK_OK(do_commit(db, &st, c, CAIRN_DURABILITY_DEFAULT));
+    CHECK_OK(cairn_metrics_get(db, &m));
+    CHECK(m.checkpoints_background == m0.checkpoints_background + 1 &&
+          m.checkpoints == m0.checkpoints); /* failed, not published */
+    CHECK(matches(db, &st));
+    CHECK_OK(cairn_sync(db));
+    fault_set_crash_at(fault_op_count() + k);
+    int rc = cairn_checkpoint(db); /* folds it again, then the rest */
+    done = !fault_crashed();
+    if (done)
+      CHECK_OK(rc);
+    crash(db, (uint64_t)k);
+    db = NULL;
+    if (CHECK_OK(cairn_open(DB, &o, &db))) {
+      CHECK(matches(db, &st));
+      CHECK_OK(cairn_check(db, NULL, NULL));
+      CHECK_OK(cairn_close(db));
+    }
+    ts_state_free(&st);
+  }
+  CHECK(done);
+}
+
 /* One txn of n puts in cf: 8-byte big-endian keys from first on (step
  * apart), values of vlen bytes. */
 static int put_heights(cairn_db *db, ts_state *st, cairn_cf cf, int ci,
@@ -713,6 +780,7 @@ int main(void) {
   test_snapshot_across_checkpoints();
   test_lazy_checkpoints();
   test_background_checkpoints("fault", DB);
+  test_background_fold_fails();
 #ifdef CAIRN_HAVE_UNIX_PLATFORM
   {
     char *dir = ts_mkdtemp();
