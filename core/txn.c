@@ -1477,10 +1477,9 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
     METRIC_ADD(m, commits_lazy, sync ? 0 : 1);
     histo_record(&m->commit, metrics_now_ns() - t0);
   }
-  /* While a fold runs in the background, the next lazy one waits for it
-   * (rather than the writer) until the overlay holds two budgets. */
-  if (ckpt && lazy_ckpt && db->bg && db->ov->bytes < 2 * budget)
-    ckpt = 0;
+  /* (A fold still running when the next checkpoint is due is waited for:
+   * checkpoints then fall where the budget says whatever the folds' speed,
+   * and with them the file's growth.) */
   if (ckpt)
     /* The commit is durable in the log; a failed checkpoint leaves its
      * pages in memory and is retried after the next commit. */
