@@ -580,9 +580,10 @@ static void test_background_checkpoints(const char *plat, const char *path) {
 }
 
 /* A background fold that fails (a write error) leaves its frozen overlay
- * in place; the next checkpoint folds it again, under the id of the
- * newest commit it holds — not the newest commit — so a crash once that
- * tree's meta page is durable replays the commits made since. */
+ * in place; the next checkpoint (even crash points) or the next txn about
+ * to change a page (odd ones) folds it again, under the id of the newest
+ * commit it holds — not the newest commit — so a crash once that tree's
+ * meta page is durable replays the commits made since. */
 static void test_background_fold_fails(void) {
   ts_set_ctx("a background fold that fails is folded again");
   int first = -1;  /* the commit whose end starts the first fold */
@@ -607,8 +608,8 @@ static void test_background_fold_fails(void) {
   ts_state_free(&st);
   if (!CHECK(first > 1))
     return;
-  int done = 0;
-  for (long k = 0; k < 200 && !done; k++) {
+  int done[2] = {0, 0}; /* each way of folding it again, to its end */
+  for (long k = 0; k < 400 && !(done[0] && done[1]); k++) {
     ts_set_ctx("a background fold that fails is folded again (crash at %ld)",
                k);
     if (!(db = open_small_budget(&o, 1)))
@@ -628,12 +629,25 @@ static void test_background_fold_fails(void) {
     CHECK(m.checkpoints_background == m0.checkpoints_background + 1 &&
           m.checkpoints == m0.checkpoints); /* failed, not published */
     CHECK(matches(db, &st));
+    if (k % 2) { /* a txn about to change pages folds it again first */
+      cairn_txn *t = NULL;
+      cairn_cf cf;
+      if (CHECK_OK(cairn_begin(db, 0, &t))) {
+        CHECK_OK(cairn_cf_open(t, "after-failure", CAIRN_CF_CREATE, &cf));
+        ts_state_add(&st, "after-failure");
+        CHECK_OK(cairn_metrics_get(db, &m));
+        CHECK(m.checkpoints == m0.checkpoints + 1);
+        CHECK_OK(cairn_commit(t));
+      }
+    }
     CHECK_OK(cairn_sync(db));
     fault_set_crash_at(fault_op_count() + k);
-    int rc = cairn_checkpoint(db); /* folds it again, then the rest */
-    done = !fault_crashed();
-    if (done)
+    int rc = cairn_checkpoint(db); /* folds it again (if not yet), then
+                                    * the rest */
+    if (!fault_crashed()) {
+      done[k % 2] = 1;
       CHECK_OK(rc);
+    }
     crash(db, (uint64_t)k);
     db = NULL;
     if (CHECK_OK(cairn_open(DB, &o, &db))) {
@@ -643,7 +657,7 @@ static void test_background_fold_fails(void) {
     }
     ts_state_free(&st);
   }
-  CHECK(done);
+  CHECK(done[0] && done[1]);
 }
 
 /* One txn of n puts in cf: 8-byte big-endian keys from first on (step
