@@ -33,20 +33,22 @@ struct ckpt_bg {
   char msg[256];  /* and its message (set on the fold's thread) */
   _Atomic int done;
   int threaded;
-  int finish_lazy; /* the last lazy checkpoint's meta page is due first */
 #ifndef CAIRN_SINGLE_THREADED
   cairn_thread_id thread;
 #endif
 };
 
-/* Make the tree before durable if needed, then fold. */
-static int fold(cairn_txn *txn, int finish_lazy) {
-  int rc = finish_lazy ? ckpt_finish_lazy(txn->db) : CAIRN_OK;
+/* Folding over a durable tree keeps at most two trees in the file: the
+ * fold first writes the last lazy checkpoint's meta page (mostly synced by
+ * then: a background sync began when its tree was written), then reuses
+ * the pages of the tree before. */
+static int fold(cairn_txn *txn) {
+  int rc = ckpt_finish_lazy(txn->db);
   return rc ? rc : ckpt_write(txn);
 }
 
 static void run(struct ckpt_bg *bg) {
-  bg->rc = fold(bg->txn, bg->finish_lazy);
+  bg->rc = fold(bg->txn);
   if (bg->rc)
     snprintf(bg->msg, sizeof bg->msg, "%s", cairn_errmsg());
   atomic_store_explicit(&bg->done, 1, memory_order_release);
@@ -75,11 +77,6 @@ int ckpt_bg_start(cairn_db *db) {
   db->frozen_txnid = db->cur.txnid;
   cairn_mutex_unlock(&db->meta_mu);
   db->warm_pages.len = 0; /* of a fold that failed */
-  /* Folding over a durable tree keeps at most two trees in the file: the
-   * fold first writes the last lazy checkpoint's meta page (mostly synced
-   * by then: a background sync began when its tree was written), then
-   * reuses the pages of the tree before. */
-  bg->finish_lazy = db->ckpt_unsynced;
   /* (Should this fail, the frozen overlay waits for the next checkpoint,
    * which the next commit starts.) */
   int rc = txn_begin_checkpoint(db, db->ov_frozen, db->frozen_txnid, &bg->txn);
@@ -103,11 +100,8 @@ int ckpt_bg_start(cairn_db *db) {
 /* The fold has ended: publish it (or keep the frozen overlay for another
  * try) and forget the job. */
 static int reap(cairn_db *db) {
+  ckpt_bg_wait(db);
   struct ckpt_bg *bg = db->bg;
-#ifndef CAIRN_SINGLE_THREADED
-  if (bg->threaded)
-    cairn_thread_join(bg->thread);
-#endif
   db->bg = NULL;
   int rc = bg->rc;
   if (rc)
@@ -117,13 +111,11 @@ static int reap(cairn_db *db) {
   return rc;
 }
 
-int ckpt_bg_poll(cairn_db *db) {
-  if (!db->bg || !atomic_load_explicit(&db->bg->done, memory_order_acquire))
-    return 0;
+void ckpt_bg_poll(cairn_db *db) {
   /* A failed fold is retried by the next checkpoint: the commits it
    * would have folded stay in the frozen overlay and the log. */
-  (void)reap(db);
-  return 1;
+  if (db->bg && atomic_load_explicit(&db->bg->done, memory_order_acquire))
+    (void)reap(db);
 }
 
 void ckpt_bg_wait(cairn_db *db) {
@@ -140,9 +132,7 @@ void ckpt_bg_wait(cairn_db *db) {
 
 int ckpt_bg_finish(cairn_db *db) {
   if (db->bg) {
-    ckpt_bg_wait(db);
-    int rc = reap(db);
-    if (!rc)
+    if (reap(db) == CAIRN_OK)
       return CAIRN_OK;
     cairn__clearerr();
   }
@@ -155,7 +145,7 @@ int ckpt_bg_finish(cairn_db *db) {
   int rc = txn_begin_checkpoint(db, db->ov_frozen, db->frozen_txnid, &txn);
   if (rc)
     return rc;
-  return ckpt_publish(txn, fold(txn, db->ckpt_unsynced));
+  return ckpt_publish(txn, fold(txn));
 }
 
 void ckpt_bg_free(cairn_db *db) {

@@ -575,8 +575,8 @@ uint64_t db_oldest_snapshot(cairn_db *db); /* caller holds meta_mu */
 int ckpt_bg_start(cairn_db *db);
 /* Is a frozen overlay waiting for its fold to be published? */
 int ckpt_bg_pending(const cairn_db *db);
-/* Publish a finished fold (1 if it did), without waiting. */
-int ckpt_bg_poll(cairn_db *db);
+/* Publish a finished fold, without waiting. */
+void ckpt_bg_poll(cairn_db *db);
 /* Wait for the fold and publish it; if it failed, fold the frozen overlay
  * again here. 0 when no frozen overlay is left. */
 int ckpt_bg_finish(cairn_db *db);

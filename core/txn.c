@@ -99,8 +99,6 @@ int txn_overflow(cairn_txn *txn, uint64_t pgno, uint32_t vlen,
   return CAIRN_OK;
 }
 
-/* zero: the caller does not overwrite the whole page (a fresh page must not
- * carry stale bytes to disk). */
 /* While a checkpoint folds in the background, only it may change pages
  * (ckpt_bg.c): the write txn must have moved onto its tree first. */
 static int pages_mine(cairn_txn *txn) {
@@ -111,6 +109,8 @@ static int pages_mine(cairn_txn *txn) {
   return CAIRN_OK;
 }
 
+/* zero: the caller does not overwrite the whole page (a fresh page must not
+ * carry stale bytes to disk). */
 static int alloc_pages(cairn_txn *txn, uint64_t n, int zero, uint8_t **buf,
                        uint64_t *pgno) {
   uint32_t psize = txn->snap.page_size;
@@ -503,8 +503,8 @@ int txn_rebase(cairn_txn *txn) {
 }
 
 /* The state a write or checkpoint txn starts from; the caller holds
- * write_mu. */
-static int begin_locked(cairn_db *db, cairn_txn **out) {
+ * write_mu. The writer (not a checkpoint) also becomes db's writer. */
+static int begin_locked(cairn_db *db, int writer, cairn_txn **out) {
   *out = NULL;
   cairn_txn *txn = calloc(1, sizeof *txn);
   if (!txn)
@@ -532,6 +532,11 @@ static int begin_locked(cairn_db *db, cairn_txn **out) {
   if (txn->ov_old)
     overlay_ref(txn->ov_old);
   txn->tree_gen = db->tree_gen;
+  if (writer) {
+    db->writer_active = 1;
+    db->writer = cairn_thread_self();
+    live_add(db, txn);
+  }
   cairn_mutex_unlock(&db->meta_mu);
   catalog_state_from(txn);
   *out = txn;
@@ -540,7 +545,7 @@ static int begin_locked(cairn_db *db, cairn_txn **out) {
 
 int txn_begin_writer(cairn_db *db, cairn_txn **out) {
   cairn_mutex_lock(&db->write_mu);
-  int rc = begin_locked(db, out);
+  int rc = begin_locked(db, 1, out);
   if (rc) {
     cairn_mutex_unlock(&db->write_mu);
     return rc;
@@ -552,11 +557,6 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
     txn->loglen = WAL_REC_HDR;
     db->spare_log = NULL;
   }
-  cairn_mutex_lock(&db->meta_mu);
-  db->writer_active = 1;
-  db->writer = cairn_thread_self();
-  live_add(db, txn);
-  cairn_mutex_unlock(&db->meta_mu);
   /* (A running fold owns the free set and the deferred pages.) */
   if (!db->bg && release_free_pages(db))
     txn->failed = 1;
@@ -567,7 +567,7 @@ int txn_begin_writer(cairn_db *db, cairn_txn **out) {
 
 int txn_begin_checkpoint(cairn_db *db, overlay *ov, uint64_t txnid,
                          cairn_txn **out) {
-  int rc = begin_locked(db, out);
+  int rc = begin_locked(db, 0, out);
   if (rc)
     return rc;
   cairn_txn *txn = *out;
@@ -697,6 +697,16 @@ static void seal_pages(dirty_page **ds, size_t n, uint32_t psize,
 static void stamp_pages(dirty_page **ds, size_t n, uint64_t txnid) {
   for (size_t i = 0; i < n; i++)
     pg_set_txnid(ds[i]->buf, txnid);
+}
+
+/* Every dirty page of txn, in a new array of *n (NULL without memory). */
+static dirty_page **dirty_list(cairn_txn *txn, size_t *n) {
+  dirty_page **ds = malloc((txn->dirty.len + 1) * sizeof *ds);
+  *n = 0;
+  for (size_t i = 0; ds && i < txn->dirty.cap; i++)
+    if (txn->dirty.slots[i].key)
+      ds[(*n)++] = txn->dirty.slots[i].val;
+  return ds;
 }
 
 /* Write sealed pages (sorted by number), coalescing neighbours into larger
@@ -916,6 +926,8 @@ static int finish_lazy_checkpoint(cairn_db *db) {
 }
 
 int ckpt_finish_lazy(cairn_db *db) {
+  if (!db->ckpt_unsynced)
+    return CAIRN_OK;
   int rc = finish_lazy_checkpoint(db);
   if (!rc && release_free_pages(db))
     rc = cairn__seterr(CAIRN_NOMEM, "out of memory releasing free pages");
@@ -983,8 +995,6 @@ static int split_young(cairn_txn *txn, pgvec *young) {
   f->len = k;
   return rc ? cairn__seterr(rc, "out of memory recording free pages") : 0;
 }
-
-static int cmp_dirty(const void *a, const void *b);
 
 /* Write the commit's pages (and, for a checkpoint, every deferred page) to
  * the file; if durable, sync and write the meta page. */
@@ -1092,15 +1102,12 @@ int ckpt_write(cairn_txn *txn) {
   dirty_page **ds = NULL;
   size_t n = 0;
   if (!rc) {
-    ds = malloc((txn->dirty.len + 1) * sizeof *ds);
+    ds = dirty_list(txn, &n);
     if (!ds || pgvec_reserve(&db->fl.ready,
                              db->fl.ready.len + txn->local_free.len + 1))
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory checkpointing");
   }
   if (!rc) {
-    for (size_t i = 0; i < txn->dirty.cap; i++)
-      if (txn->dirty.slots[i].key)
-        ds[n++] = txn->dirty.slots[i].val;
     qsort(ds, n, sizeof *ds, cmp_dirty);
     seal_pages(ds, n, db->pg.psize, txn->snap.txnid);
     rc = commit_pages(txn, 0, ds, n);
@@ -1323,7 +1330,7 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
    * them is made now. */
   pgvec young = {0};
   if (!rc) {
-    ds = malloc((txn->dirty.len + 1) * sizeof *ds);
+    ds = dirty_list(txn, &n);
     /* (While a checkpoint folds in the background a commit frees nothing
      * and the free set is the fold's.) */
     if (!ds || (logged && pgvec_reserve(&young, txn->freed.len + 1)) ||
@@ -1332,9 +1339,6 @@ int cairn_commit_ex(cairn_txn *txn, cairn_durability durability) {
       rc = cairn__seterr(CAIRN_NOMEM, "out of memory committing");
   }
   if (!rc) {
-    for (size_t i = 0; i < txn->dirty.cap; i++)
-      if (txn->dirty.slots[i].key)
-        ds[n++] = txn->dirty.slots[i].val;
     if (!logged) /* written in page order, neighbours coalesced */
       qsort(ds, n, sizeof *ds, cmp_dirty);
     if (logged)

@@ -66,20 +66,16 @@ static int reserve_written(cairn_txn *txn) {
 static int in_base(cairn_txn *txn, cf_state *s, ov_node *n, overlay *under,
                    int *out) {
   unsigned b = atomic_load_explicit(&n->in_base, memory_order_relaxed);
-  const ov_version *v =
-      b == OV_BASE_UNKNOWN && under
-          /* every version in a frozen overlay is committed or aborted */
-          ? find_visible(under, s->id, n->key, n->klen, OV_ABORTED - 1)
-          : NULL;
-  if (v) {
-    b = !v->tomb;
-    atomic_store_explicit(&n->in_base, (uint8_t)b, memory_order_relaxed);
-  } else if (b == OV_BASE_UNKNOWN) {
+  if (b == OV_BASE_UNKNOWN) {
+    /* (every version in a frozen overlay is committed or aborted) */
+    const ov_version *v =
+        under ? find_visible(under, s->id, n->key, n->klen, OV_ABORTED - 1)
+              : NULL;
     cairn_slice old;
-    int rc = btree_get(txn, s, n->key, n->klen, &old);
+    int rc = v ? CAIRN_OK : btree_get(txn, s, n->key, n->klen, &old);
     if (rc && rc != CAIRN_NOTFOUND)
       return rc;
-    b = rc == CAIRN_OK;
+    b = v ? !v->tomb : rc == CAIRN_OK;
     atomic_store_explicit(&n->in_base, (uint8_t)b, memory_order_relaxed);
   }
   *out = (int)b;
